@@ -1,1 +1,2 @@
-//! See the crate description; implementation in progress.
+//! Basalt transport (in progress).
+pub mod fastpath;
