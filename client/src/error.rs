@@ -55,6 +55,10 @@ pub enum ClientError {
         /// Attempts made.
         attempts: u32,
     },
+    /// No MDS answered within the retry window (administrative calls only: the I/O path
+    /// waits for the MDS instead).
+    #[error("no MDS answered")]
+    MdsUnavailable,
     /// The volume was closed while I/O was pending.
     #[error("volume closed")]
     Closed,

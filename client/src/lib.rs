@@ -10,11 +10,19 @@
 //!   ask peers or the MDS for the leader, back off on overload, fail only on permanent
 //!   errors), and per-chunkserver health (unstable after repeated timeouts).
 //!
-//! The async `Volume` API and the C ABI are thin shells over these (issue: client library).
+//! [`Cluster`] and [`Volume`] are the async shell over these, on any `basalt-transport`
+//! transport (TCP/UCX in production, the in-memory one in tests).
 
+pub mod addr;
 pub mod cache;
+mod chunk_io;
+pub mod config;
 pub mod error;
+pub mod mds_client;
 pub mod retry;
 pub mod split;
+mod volume;
 
+pub use config::ClientConfig;
 pub use error::ClientError;
+pub use volume::{Cluster, OpenOptions, Volume};

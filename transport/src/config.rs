@@ -83,7 +83,10 @@ impl TransportConfig {
         positive("hello-timeout-ms", self.hello_timeout_ms)?;
         positive("send-queue-frames", self.send_queue_frames as u64)?;
         positive("max-inflight-requests", self.max_inflight_requests as u64)?;
-        positive("fast-path-connect-timeout-ms", self.fast_path_connect_timeout_ms)?;
+        positive(
+            "fast-path-connect-timeout-ms",
+            self.fast_path_connect_timeout_ms,
+        )?;
         positive("fast-path-ping-timeout-ms", self.fast_path_ping_timeout_ms)?;
         if self.max_header_len < 1024 {
             return Err(TransportError::Config {

@@ -78,6 +78,129 @@ pub enum TransportError {
         /// Why.
         reason: String,
     },
+    // The `Ucx*` variants are raised only by the UCX provider (cargo feature `ucx`); they
+    // exist without the feature so that matching on this enum never depends on features.
+    // They never reach a caller as the result of a call: a connection sees its fast path
+    // as unavailable (or lost) and stays on (or returns to) TCP.
+    /// The UCX library found at run time is older than 1.13 (provider start-up).
+    #[error("UCX {major}.{minor}.{release} is too old: 1.13 or newer is required")]
+    UcxVersionTooOld {
+        /// Major version of the loaded library.
+        major: u32,
+        /// Minor version.
+        minor: u32,
+        /// Release number.
+        release: u32,
+    },
+    /// `ucp_init` failed at provider start-up, e.g. no usable transports or devices
+    /// (`tls = "bogus"`, a missing network device).
+    #[error("ucp_init failed: {message} ({status})")]
+    UcxInit {
+        /// UCS status code.
+        status: i32,
+        /// `ucs_status_string` of it.
+        message: String,
+    },
+    /// Another UCP call failed: `ucp_config_read` at start-up, a worker call while setting
+    /// up an I/O thread, or `ucp_ep_create` to a peer's (bad or foreign) worker address.
+    #[error("{call} failed: {message} ({status})")]
+    UcxCall {
+        /// The UCP function that failed.
+        call: &'static str,
+        /// UCS status code.
+        status: i32,
+        /// `ucs_status_string` of it.
+        message: String,
+    },
+    /// `ucp_config_modify` refused a setting at provider start-up (unknown name or
+    /// unparsable value).
+    #[error("UCX refused setting {name}={value}: {message} ({status})")]
+    UcxSetting {
+        /// Variable name without the `UCX_` prefix.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// UCS status code.
+        status: i32,
+        /// `ucs_status_string` of it.
+        message: String,
+    },
+    /// A peer's UCX worker address (from its hello) is damaged: wrong magic, length or
+    /// checksum. It is never handed to UCX, which would crash on it.
+    #[error("bad UCX worker address from peer ({len} bytes): {problem}")]
+    UcxBadWorkerAddress {
+        /// Bytes received.
+        len: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A peer's UCX worker address was packed by another UCX release.
+    #[error(
+        "peer's UCX worker address is from UCX {theirs_major}.{theirs_minor}, ours is \
+         {ours_major}.{ours_minor}"
+    )]
+    UcxAddressVersion {
+        /// Our UCX major version.
+        ours_major: u32,
+        /// Our UCX minor version.
+        ours_minor: u32,
+        /// The peer's UCX major version.
+        theirs_major: u32,
+        /// The peer's UCX minor version.
+        theirs_minor: u32,
+    },
+    /// A UCX fast-path connect named a local token that `listen` never returned (or that
+    /// was released).
+    #[error("unknown local UCX connection token {token:#x}")]
+    UcxUnknownToken {
+        /// The token.
+        token: u64,
+    },
+    /// A frame to send over UCX has lengths in its fixed header that do not match its parts.
+    #[error(
+        "frame lengths disagree: header says {header_len}+{payload_len}, parts are {head}+{payload}"
+    )]
+    UcxFrameLengths {
+        /// `header_len` in the fixed header.
+        header_len: u32,
+        /// Bytes of encoded header given.
+        head: usize,
+        /// `payload_len` in the fixed header.
+        payload_len: u32,
+        /// Bytes of payload given.
+        payload: usize,
+    },
+    /// An inbound UCX active message's header is shorter than token + fixed frame header.
+    #[error("active message header of {len} bytes is too short")]
+    UcxAmHeaderTruncated {
+        /// Bytes received.
+        len: usize,
+    },
+    /// An inbound UCX frame's fixed header is invalid (magic, checksum, kind, limits).
+    #[error("bad frame header for UCX connection {token:#x}: {source}")]
+    UcxBadFrameHeader {
+        /// The connection token the message carried.
+        token: u64,
+        /// Why the header was refused.
+        source: ProtoError,
+    },
+    /// An inbound UCX message's sizes do not match the lengths in its frame header.
+    #[error(
+        "message sizes for UCX connection {token:#x} do not match its frame header: \
+         am header {am_header_len}, data {data_len}, frame says {header_len}+{payload_len}"
+    )]
+    UcxLengthMismatch {
+        /// The connection token the message carried.
+        token: u64,
+        /// Bytes of active-message header received.
+        am_header_len: usize,
+        /// Bytes of active-message data announced.
+        data_len: usize,
+        /// `header_len` in the frame header.
+        header_len: u32,
+        /// `payload_len` in the frame header.
+        payload_len: u32,
+    },
 }
 
 impl TransportError {
@@ -98,6 +221,17 @@ impl TransportError {
             | TransportError::Protocol { .. }
             | TransportError::Shutdown
             | TransportError::Config { .. } => false,
+            TransportError::UcxVersionTooOld { .. }
+            | TransportError::UcxInit { .. }
+            | TransportError::UcxCall { .. }
+            | TransportError::UcxSetting { .. }
+            | TransportError::UcxBadWorkerAddress { .. }
+            | TransportError::UcxAddressVersion { .. }
+            | TransportError::UcxUnknownToken { .. }
+            | TransportError::UcxFrameLengths { .. }
+            | TransportError::UcxAmHeaderTruncated { .. }
+            | TransportError::UcxBadFrameHeader { .. }
+            | TransportError::UcxLengthMismatch { .. } => false,
         }
     }
 

@@ -60,6 +60,7 @@ pub struct TransportMetrics {
     pub(crate) bytes_sent: Counter,
     pub(crate) bytes_received: Counter,
     pub(crate) calls_timed_out: Counter,
+    pub(crate) write_batches: Counter,
 }
 
 impl TransportMetrics {
@@ -121,6 +122,11 @@ impl TransportMetrics {
             "bytes_received",
             "Bytes received (frame headers included)",
             self.bytes_received.clone(),
+        );
+        r.register(
+            "tcp_write_batches",
+            "Vectored socket writes (frames_sent / this = coalescing)",
+            self.write_batches.clone(),
         );
         r.register(
             "calls_timed_out",

@@ -1,0 +1,55 @@
+//! The I/O backend the engine drives: async block operations on one volume.
+
+use crate::error::FioError;
+use crate::mem::MemVolume;
+use crate::options::{EngineOptions, VolumeSpec};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Async block I/O on one volume. Implementations must be cheap to share between the
+/// tasks of one job (`Arc`); every method may run concurrently with the others.
+///
+/// The Basalt client's volume becomes a backend by implementing this trait and adding a
+/// branch to [`open_backend`].
+#[async_trait::async_trait]
+pub trait EngineBackend: Send + Sync + 'static {
+    /// The volume size in bytes.
+    fn size(&self) -> u64;
+    /// Read `len` bytes at `offset`.
+    async fn read(&self, offset: u64, len: usize) -> Result<Bytes, FioError>;
+    /// Write `data` at `offset`.
+    async fn write(&self, offset: u64, data: Bytes) -> Result<(), FioError>;
+    /// Discard `len` bytes at `offset` (they read back as zeros).
+    async fn trim(&self, offset: u64, len: u64) -> Result<(), FioError>;
+    /// Make every completed write durable.
+    async fn flush(&self) -> Result<(), FioError>;
+}
+
+/// The size of the volume the options name, without starting anything (fio's `setup`
+/// runs in the parent process before it forks the jobs).
+pub fn probe_size(opts: &EngineOptions) -> Result<u64, FioError> {
+    match &opts.volume {
+        VolumeSpec::Mem { size } => Ok(*size),
+        VolumeSpec::Named(volume) => Err(FioError::ClientBackendUnavailable {
+            volume: volume.clone(),
+        }),
+    }
+}
+
+/// Open the backend the options name (in the job process, from `init`).
+pub fn open_backend(opts: &EngineOptions) -> Result<Arc<dyn EngineBackend>, FioError> {
+    match &opts.volume {
+        VolumeSpec::Mem { size } => Ok(Arc::new(MemVolume::new(*size))),
+        VolumeSpec::Named(volume) => Err(FioError::ClientBackendUnavailable {
+            volume: volume.clone(),
+        }),
+    }
+}
+
+/// Refuse an I/O that does not fit in a volume of `size` bytes.
+pub fn check_range(offset: u64, len: u64, size: u64) -> Result<(), FioError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(FioError::OutOfRange { offset, len, size }),
+    }
+}
