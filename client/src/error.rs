@@ -59,6 +59,12 @@ pub enum ClientError {
     /// waits for the MDS instead).
     #[error("no MDS answered")]
     MdsUnavailable,
+    /// The client configuration (file, environment, flags) is unusable.
+    #[error("client configuration: {reason}")]
+    Config {
+        /// What is wrong and where.
+        reason: String,
+    },
     /// The volume was closed while I/O was pending.
     #[error("volume closed")]
     Closed,

@@ -17,6 +17,7 @@ pub mod addr;
 pub mod cache;
 mod chunk_io;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod mds_client;
 pub mod retry;
@@ -24,5 +25,6 @@ pub mod split;
 mod volume;
 
 pub use config::ClientConfig;
+pub use config_file::ClientFile;
 pub use error::ClientError;
 pub use volume::{Cluster, OpenOptions, Volume};

@@ -9,8 +9,10 @@ pub mod consts;
 pub mod device;
 pub mod error;
 pub mod handshake;
+pub mod list_client;
 pub mod mem_device;
 pub mod server;
 pub mod transmission;
+pub mod volume_device;
 
 pub use error::NbdError;

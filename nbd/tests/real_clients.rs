@@ -346,3 +346,17 @@ fn malformed_requests_do_not_harm_the_server() {
     );
     assert!(!out.contains("failed"), "{out}");
 }
+
+#[test]
+fn ls_lists_exports_over_both_sockets() {
+    let s = start();
+    let bin = env!("CARGO_BIN_EXE_basalt-nbd");
+    let tcp = ok(bin, &["ls", "--listen", &format!("127.0.0.1:{}", s.port)]);
+    assert_eq!(tcp.lines().collect::<Vec<_>>(), vec!["vol", "other"]);
+    let unix = ok(bin, &["ls", "--socket", s.sock.to_str().unwrap()]);
+    assert_eq!(unix, tcp);
+    // nothing listening: a clear error, non-zero exit
+    let out = run(bin, &["ls", "--listen", "127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connecting to 127.0.0.1:1"));
+}
