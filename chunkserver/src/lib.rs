@@ -6,14 +6,25 @@
 //! - the shared WAL (one append stream per disk, group commit) behind [`group_log::GroupLog`],
 //! - copysets: one openraft group per copyset, whose log lives in the shared WAL and whose
 //!   state machine writes chunks,
-//! - services on the transport (chunk I/O, copyset administration, raft traffic) and the
-//!   heartbeat client to the MDS.
+//! - [`service`]: the chunk service on the transport (chunk I/O, copyset administration),
+//!   beside the raft routes of [`copyset`]; the `serve` daemon (binary) wires it all up.
+//!   The heartbeat client to the MDS is not written yet.
 //!
 //! [`group_log`] and [`chunk_api`] are the seams between the storage layer and the raft
 //! layer, so each can be tested against an in-memory twin of the other.
 
+pub mod backend;
+pub mod check;
 pub mod chunk_api;
+pub mod chunk_header;
+pub mod config;
+pub mod copyset;
+pub mod datadir;
 pub mod error;
 pub mod group_log;
+pub mod poller;
+pub mod service;
+pub mod store;
+pub mod wal;
 
 pub use error::ChunkServerError;

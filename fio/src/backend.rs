@@ -9,8 +9,8 @@ use std::sync::Arc;
 /// Async block I/O on one volume. Implementations must be cheap to share between the
 /// tasks of one job (`Arc`); every method may run concurrently with the others.
 ///
-/// The Basalt client's volume becomes a backend by implementing this trait and adding a
-/// branch to [`open_backend`].
+/// Implemented by the Basalt client's volume ([`crate::client_backend::ClientVolume`])
+/// and by the in-memory test volume ([`MemVolume`]).
 #[async_trait::async_trait]
 pub trait EngineBackend: Send + Sync + 'static {
     /// The volume size in bytes.
@@ -30,19 +30,20 @@ pub trait EngineBackend: Send + Sync + 'static {
 pub fn probe_size(opts: &EngineOptions) -> Result<u64, FioError> {
     match &opts.volume {
         VolumeSpec::Mem { size } => Ok(*size),
-        VolumeSpec::Named(volume) => Err(FioError::ClientBackendUnavailable {
-            volume: volume.clone(),
-        }),
+        VolumeSpec::Named(volume) => crate::client_backend::probe_size(opts, volume),
     }
 }
 
 /// Open the backend the options name (in the job process, from `init`).
-pub fn open_backend(opts: &EngineOptions) -> Result<Arc<dyn EngineBackend>, FioError> {
+pub fn open_backend(
+    opts: &EngineOptions,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Arc<dyn EngineBackend>, FioError> {
     match &opts.volume {
         VolumeSpec::Mem { size } => Ok(Arc::new(MemVolume::new(*size))),
-        VolumeSpec::Named(volume) => Err(FioError::ClientBackendUnavailable {
-            volume: volume.clone(),
-        }),
+        VolumeSpec::Named(volume) => Ok(Arc::new(
+            runtime.block_on(crate::client_backend::ClientVolume::open(opts, volume))?,
+        )),
     }
 }
 

@@ -106,6 +106,17 @@ impl Engine {
         threads: usize,
         busy_poll: bool,
     ) -> Result<Self, FioError> {
+        Self::open(|_| Ok(backend), depth, threads, busy_poll)
+    }
+
+    /// Start the job's runtime, then open the backend on it (the client backend connects
+    /// asynchronously).
+    pub fn open(
+        open: impl FnOnce(&tokio::runtime::Handle) -> Result<Arc<dyn EngineBackend>, FioError>,
+        depth: usize,
+        threads: usize,
+        busy_poll: bool,
+    ) -> Result<Self, FioError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("basalt-fio")
@@ -114,6 +125,7 @@ impl Engine {
             .map_err(|e| FioError::Runtime {
                 message: e.to_string(),
             })?;
+        let backend = open(runtime.handle())?;
         Ok(Engine {
             runtime,
             backend,

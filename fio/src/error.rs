@@ -14,20 +14,22 @@ pub enum FioError {
         /// The whole option value.
         spec: String,
     },
-    /// A named (non-`mem:`) volume asks for the Basalt client backend, which this build
-    /// does not contain yet.
-    #[error(
-        "volume {volume}: the Basalt client backend is not available in this build (use mem:SIZE)"
-    )]
-    ClientBackendUnavailable {
+    /// A named volume could not be opened: no MDS addresses (option `mds`, the client
+    /// configuration file or `$BASALT_MDS`), no MDS answering, or the volume refused.
+    #[error("volume {volume}: {reason}")]
+    ClientOpen {
         /// The volume name given.
         volume: String,
+        /// The client library's explanation.
+        reason: String,
     },
-    /// A named volume was given without any MDS address.
-    #[error("option mds is required for volume {volume}")]
-    MissingMds {
-        /// The volume name given.
-        volume: String,
+    /// The client library failed an I/O permanently (transient faults are retried inside it).
+    #[error("volume i/o failed: {reason}")]
+    Client {
+        /// The errno handed to fio.
+        errno: i32,
+        /// The client library's explanation.
+        reason: String,
     },
     /// The `mds` list has an empty entry.
     #[error("bad mds list {list:?}: empty address")]
@@ -90,6 +92,7 @@ impl FioError {
             FioError::OutOfRange { .. } => libc_errno::EINVAL,
             FioError::UnsupportedDirection { .. } => libc_errno::EOPNOTSUPP,
             FioError::QueueFull { .. } => libc_errno::EBUSY,
+            FioError::Client { errno, .. } => *errno,
             _ => libc_errno::EIO,
         };
         e as u32

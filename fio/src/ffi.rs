@@ -157,9 +157,8 @@ pub unsafe extern "C" fn basalt_fio_init(
 ) -> *mut c_void {
     // SAFETY: per this function's contract.
     let made = unsafe { parse(o) }.and_then(|opts| {
-        let backend = open_backend(&opts)?;
-        Engine::new(
-            backend,
+        Engine::open(
+            |rt| open_backend(&opts, rt),
             iodepth as usize,
             opts.runtime_threads,
             opts.busy_poll,

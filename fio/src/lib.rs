@@ -18,6 +18,7 @@
 //! Licence: GPL-2.0-only (the engine links against fio's GPL headers).
 
 pub mod backend;
+pub mod client_backend;
 pub mod engine;
 pub mod error;
 pub mod ffi;

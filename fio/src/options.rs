@@ -28,7 +28,8 @@ pub enum VolumeSpec {
 /// The parsed engine options of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// MDS addresses (`mds=a:1,b:2`).
+    /// MDS addresses (`mds=a:1,b:2`); empty: from the client configuration file or
+    /// `$BASALT_MDS`.
     pub mds: Vec<String>,
     /// The volume.
     pub volume: VolumeSpec,
@@ -72,13 +73,6 @@ impl EngineOptions {
                 addrs
             }
         };
-        if let VolumeSpec::Named(name) = &volume {
-            if mds.is_empty() {
-                return Err(FioError::MissingMds {
-                    volume: name.clone(),
-                });
-            }
-        }
         let transport = match transport.unwrap_or("auto") {
             "tcp" => TransportChoice::Tcp,
             "ucx" => TransportChoice::Ucx,
@@ -142,12 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn named_volume_needs_mds() {
-        assert_eq!(
-            EngineOptions::parse(None, Some("vol1"), Some("tcp"), true, 2),
-            Err(FioError::MissingMds {
-                volume: "vol1".into()
-            })
+    fn named_volume_takes_mds_from_the_option_or_the_client_file() {
+        let o = EngineOptions::parse(None, Some("vol1"), Some("tcp"), true, 2).unwrap();
+        assert!(
+            o.mds.is_empty(),
+            "resolved later from the client configuration"
         );
         let o = EngineOptions::parse(Some("a:1, b:2"), Some("vol1"), Some("ucx"), true, 2).unwrap();
         assert_eq!(o.mds, vec!["a:1".to_string(), "b:2".to_string()]);

@@ -75,6 +75,9 @@ pub fn fio(args: &[String]) -> FioRun {
     let mut child = Command::new("/usr/bin/fio")
         .args(args)
         .current_dir(dir.path())
+        // Hermetic: never pick up a developer's client configuration or MDS list.
+        .env("BASALT_CLIENT_CONF", dir.path().join("no-client.toml"))
+        .env_remove("BASALT_MDS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

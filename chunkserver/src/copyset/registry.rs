@@ -1,0 +1,689 @@
+//! The copyset registry: every raft group hosted by this chunkserver, keyed by
+//! [`GroupId`], and the operations the services route to them.
+//!
+//! All operations answer with [`ChunkError`], the reply type of the chunk service, so a
+//! service handler is a lookup plus a call.
+
+use crate::chunk_api::ChunkStore;
+use crate::copyset::codec;
+use crate::copyset::config::CopysetConfig;
+use crate::copyset::log_store::{save_initial_vote, GroupLogStore, GroupMeta};
+use crate::copyset::network::{
+    encode_piece, ChunkFetcher, ChunkPieceRequest, CopysetNetwork, RaftMsgKind, RaftNet, Router,
+    SnapshotData, SnapshotOffer,
+};
+use crate::copyset::state_machine::CopysetSm;
+use crate::copyset::types::{node_id, ChunkOp, CopysetTypes as C};
+use crate::error::ChunkServerError;
+use crate::group_log::GroupLog;
+use basalt_proto::chunk::{ConfChangeOk, CopysetStatusOk, LeaderInfo, RaftRole, WriteChunkOk};
+use basalt_proto::ids::{ChunkId, ChunkServerId, Epoch, GroupId};
+use basalt_proto::raft::RaftError as WireRaftError;
+use basalt_proto::status::{ChunkError, InvalidReason, PeerAddr};
+use bytes::Bytes;
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::type_config::alias::SnapshotOf;
+use openraft::{ChangeMembers, Raft, RaftMetrics, ReadPolicy, ServerState};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One copyset replica.
+pub struct Copyset {
+    group: GroupId,
+    raft: Raft<C, CopysetSm>,
+    /// Held during a membership change, so a second one is refused instead of queued.
+    conf_change: tokio::sync::Mutex<()>,
+}
+
+impl Copyset {
+    /// The group id.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// The openraft handle (metrics, waits; tests and diagnostics).
+    pub fn raft(&self) -> &Raft<C, CopysetSm> {
+        &self.raft
+    }
+
+    fn metrics(&self) -> RaftMetrics<C> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+}
+
+/// The epoch of a membership: the log index of the entry that set it. Grows with every
+/// membership change and is the same on every replica.
+pub fn epoch_of(m: &RaftMetrics<C>) -> Epoch {
+    Epoch(m.membership_config.log_id().map(|l| l.index).unwrap_or(0))
+}
+
+/// What the registry needs from the chunkserver.
+pub struct CopysetsParams {
+    /// This chunkserver.
+    pub local: PeerAddr,
+    /// The disk's shared WAL.
+    pub log: Arc<dyn GroupLog>,
+    /// The disk's chunk store.
+    pub store: Arc<dyn ChunkStore>,
+    /// Raft traffic to other chunkservers.
+    pub net: Arc<dyn RaftNet>,
+    /// Raft settings.
+    pub config: CopysetConfig,
+}
+
+struct Inner {
+    local: PeerAddr,
+    log: Arc<dyn GroupLog>,
+    store: Arc<dyn ChunkStore>,
+    net: Arc<dyn RaftNet>,
+    config: CopysetConfig,
+    raft_config: Arc<openraft::Config>,
+    router: Router,
+    groups: RwLock<HashMap<GroupId, Arc<Copyset>>>,
+    /// Serialises create/delete so two creates of one group cannot both start a node.
+    lifecycle: tokio::sync::Mutex<()>,
+}
+
+/// Every copyset of this chunkserver. Cheap to clone.
+#[derive(Clone)]
+pub struct Copysets {
+    inner: Arc<Inner>,
+}
+
+fn not_found(group: GroupId) -> ChunkError {
+    ChunkError::CopysetNotFound { group }
+}
+
+/// Map a storage error to the chunk service's reply.
+pub fn chunk_error(e: ChunkServerError) -> ChunkError {
+    match e {
+        ChunkServerError::ChunkNotFound { chunk, .. } => ChunkError::ChunkNotFound { chunk },
+        ChunkServerError::BadRange { .. } => ChunkError::InvalidRequest {
+            reason: InvalidReason::OutOfRange,
+        },
+        ChunkServerError::NoSpace { .. } => ChunkError::NoSpace,
+        ChunkServerError::Disk { source, .. } => ChunkError::DiskError {
+            errno: source.raw_os_error().unwrap_or(libc::EIO),
+        },
+        ChunkServerError::Fenced => ChunkError::DiskError { errno: libc::EIO },
+        _ => ChunkError::Unavailable,
+    }
+}
+
+impl Copysets {
+    /// Open the registry and restart every copyset that has state in the WAL.
+    pub async fn open(p: CopysetsParams) -> Result<Self, ChunkServerError> {
+        let raft_config =
+            Arc::new(
+                p.config
+                    .to_openraft()
+                    .map_err(|e| ChunkServerError::RaftStart {
+                        group: GroupId::NONE,
+                        reason: e.to_string(),
+                    })?,
+            );
+        let router = Router::new(
+            p.local,
+            p.net.clone(),
+            Duration::from_millis(p.config.unreachable_backoff_ms),
+            usize::try_from(p.config.max_append_bytes).unwrap_or(usize::MAX),
+        );
+        let me = Copysets {
+            inner: Arc::new(Inner {
+                local: p.local,
+                log: p.log,
+                store: p.store,
+                net: p.net,
+                config: p.config,
+                raft_config,
+                router,
+                groups: RwLock::new(HashMap::new()),
+                lifecycle: tokio::sync::Mutex::new(()),
+            }),
+        };
+        let mut groups = me.inner.log.groups();
+        groups.sort();
+        for group in groups {
+            let cs = me.start(group).await?;
+            me.inner.groups.write().insert(group, cs);
+        }
+        tracing::info!(
+            copysets = me.inner.groups.read().len(),
+            "copysets restarted"
+        );
+        Ok(me)
+    }
+
+    /// This chunkserver's address.
+    pub fn local(&self) -> PeerAddr {
+        self.inner.local
+    }
+
+    async fn start(&self, group: GroupId) -> Result<Arc<Copyset>, ChunkServerError> {
+        let i = &self.inner;
+        let meta = GroupMeta::load(i.log.clone(), group)?;
+        let log_store = GroupLogStore::new(i.log.clone(), group, meta.clone());
+        let fetcher = ChunkFetcher {
+            net: i.net.clone(),
+            timeout: i.config.rpc_timeout(),
+            retry_after: Duration::from_millis(i.config.unreachable_backoff_ms),
+            give_up_after: Duration::from_millis(i.config.snapshot_install_timeout_ms),
+        };
+        let sm = CopysetSm::new(
+            group,
+            i.store.clone(),
+            meta,
+            fetcher,
+            i.config.snapshot_piece_bytes,
+        );
+        let net = CopysetNetwork::new(i.router.clone(), group);
+        let raft = Raft::new(
+            node_id(i.local.id),
+            i.raft_config.clone(),
+            net,
+            log_store,
+            sm,
+        )
+        .await
+        .map_err(|e| ChunkServerError::RaftStart {
+            group,
+            reason: e.to_string(),
+        })?;
+        Ok(Arc::new(Copyset {
+            group,
+            raft,
+            conf_change: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Create a replica of `group` with initial voters `peers` (this chunkserver among
+    /// them). The peer with the lowest id initializes the group; the others wait to be
+    /// contacted. Creating an existing copyset succeeds.
+    pub async fn create(&self, group: GroupId, peers: &[PeerAddr]) -> Result<(), ChunkError> {
+        let bad = ChunkError::InvalidRequest {
+            reason: InvalidReason::BadPeers,
+        };
+        let ids: BTreeSet<u64> = peers.iter().map(|p| node_id(p.id)).collect();
+        if group == GroupId::NONE
+            || peers.is_empty()
+            || ids.len() != peers.len()
+            || !ids.contains(&node_id(self.inner.local.id))
+        {
+            return Err(bad);
+        }
+        let _guard = self.inner.lifecycle.lock().await;
+        if self.get(group).is_some() {
+            return Ok(());
+        }
+        save_initial_vote(&*self.inner.log, group, node_id(self.inner.local.id))
+            .map_err(chunk_error)?;
+        let cs = self.start(group).await.map_err(|e| {
+            tracing::warn!(%group, error = %e, "copyset start failed");
+            chunk_error(e)
+        })?;
+        let initializer = ids.first().copied() == Some(node_id(self.inner.local.id));
+        if initializer && !cs.raft.is_initialized().await.unwrap_or(true) {
+            let members: BTreeMap<u64, PeerAddr> =
+                peers.iter().map(|p| (node_id(p.id), *p)).collect();
+            if let Err(e) = cs.raft.initialize(members).await {
+                tracing::warn!(%group, error = %e, "copyset initialize refused");
+            }
+        }
+        self.inner.groups.write().insert(group, cs);
+        tracing::info!(%group, ?ids, initializer, "copyset created");
+        Ok(())
+    }
+
+    /// Delete the replica of `group` here: stop it and drop its log and chunks.
+    pub async fn delete(&self, group: GroupId) -> Result<(), ChunkError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let cs = self.inner.groups.write().remove(&group);
+        let Some(cs) = cs else {
+            return Err(not_found(group));
+        };
+        if let Err(e) = cs.raft.shutdown().await {
+            tracing::warn!(%group, error = %e, "raft shutdown failed");
+        }
+        self.inner.log.remove_group(group).map_err(chunk_error)?;
+        self.inner
+            .store
+            .remove_group(group)
+            .await
+            .map_err(chunk_error)?;
+        tracing::info!(%group, "copyset deleted");
+        Ok(())
+    }
+
+    /// The replica of `group`, if hosted here.
+    pub fn get(&self, group: GroupId) -> Option<Arc<Copyset>> {
+        self.inner.groups.read().get(&group).cloned()
+    }
+
+    /// Groups hosted here.
+    pub fn groups(&self) -> Vec<GroupId> {
+        let mut v: Vec<_> = self.inner.groups.read().keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    fn lookup(&self, group: GroupId) -> Result<Arc<Copyset>, ChunkError> {
+        self.get(group).ok_or(not_found(group))
+    }
+
+    fn redirect(&self, cs: &Copyset, f: Option<&ForwardToLeader<C>>) -> ChunkError {
+        let leader = match f {
+            Some(f) => f.leader_node.or_else(|| {
+                f.leader_id
+                    .and_then(|id| cs.metrics().membership_config.get_node(&id).copied())
+            }),
+            None => self.leader_addr(&cs.metrics()),
+        };
+        ChunkError::Redirect {
+            group: cs.group,
+            leader,
+        }
+    }
+
+    fn leader_addr(&self, m: &RaftMetrics<C>) -> Option<PeerAddr> {
+        m.current_leader
+            .and_then(|id| m.membership_config.get_node(&id).copied())
+    }
+
+    fn write_error(&self, cs: &Copyset, e: RaftError<C, ClientWriteError<C>>) -> ChunkError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f))
+            | RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                self.redirect(cs, Some(&f))
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(_)) => {
+                ChunkError::ConfChangeInProgress { group: cs.group }
+            }
+            other => {
+                tracing::warn!(group = %cs.group, error = %other, "raft write failed");
+                ChunkError::Unavailable
+            }
+        }
+    }
+
+    async fn propose(&self, group: GroupId, op: ChunkOp) -> Result<WriteChunkOk, ChunkError> {
+        let cs = self.lookup(group)?;
+        match cs.raft.client_write(op).await {
+            Ok(resp) => Ok(WriteChunkOk {
+                index: resp.log_id.index,
+            }),
+            Err(e) => Err(self.write_error(&cs, e)),
+        }
+    }
+
+    /// Replicate a write; answers once it is committed and applied here (the leader).
+    pub async fn write(
+        &self,
+        group: GroupId,
+        chunk: ChunkId,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<WriteChunkOk, ChunkError> {
+        self.propose(
+            group,
+            ChunkOp::Write {
+                chunk,
+                offset,
+                data,
+            },
+        )
+        .await
+    }
+
+    /// Replicate a chunk delete.
+    pub async fn delete_chunk(&self, group: GroupId, chunk: ChunkId) -> Result<(), ChunkError> {
+        self.propose(group, ChunkOp::Delete { chunk })
+            .await
+            .map(|_| ())
+    }
+
+    /// A linearizable read on the leader: under its lease when valid, else after a
+    /// read-index round; `Redirect` when this replica does not lead. `None`: no such chunk.
+    pub async fn read(
+        &self,
+        group: GroupId,
+        chunk: ChunkId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Bytes>, ChunkError> {
+        let cs = self.lookup(group)?;
+        let lin = match cs.raft.get_read_linearizer(ReadPolicy::LeaseRead).await {
+            Ok(l) => l,
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                return Err(self.redirect(&cs, Some(&f)))
+            }
+            Err(_) => match cs.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
+                Ok(l) => l,
+                Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                    return Err(self.redirect(&cs, Some(&f)))
+                }
+                Err(e) => {
+                    tracing::debug!(%group, error = %e, "read index failed");
+                    return Err(ChunkError::Unavailable);
+                }
+            },
+        };
+        match lin
+            .try_await_ready(&cs.raft, Some(self.inner.config.rpc_timeout()))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            _ => return Err(ChunkError::Unavailable),
+        }
+        self.inner
+            .store
+            .read(group, chunk, offset, len)
+            .await
+            .map_err(chunk_error)
+    }
+
+    /// Who leads `group`, as this replica knows it.
+    pub fn leader(&self, group: GroupId) -> Result<LeaderInfo, ChunkError> {
+        let cs = self.lookup(group)?;
+        let m = cs.metrics();
+        Ok(LeaderInfo {
+            leader: self.leader_addr(&m),
+            epoch: epoch_of(&m),
+        })
+    }
+
+    /// The replica's raft state.
+    pub fn status(&self, group: GroupId) -> Result<CopysetStatusOk, ChunkError> {
+        let cs = self.lookup(group)?;
+        let m = cs.metrics();
+        let mem = m.membership_config.membership();
+        let voters: BTreeSet<u64> = mem.voter_ids().collect();
+        let role = match m.state {
+            ServerState::Leader => RaftRole::Leader,
+            ServerState::Candidate => RaftRole::Candidate,
+            ServerState::Learner => RaftRole::Learner,
+            ServerState::Follower if voters.contains(&m.id) => RaftRole::Follower,
+            ServerState::Follower => RaftRole::Learner,
+            ServerState::Shutdown => RaftRole::Shutdown,
+        };
+        let addr = |id: u64| mem.get_node(&id).copied();
+        Ok(CopysetStatusOk {
+            role,
+            term: m.current_term,
+            leader: m.current_leader.map(|l| ChunkServerId(l as u32)),
+            epoch: epoch_of(&m),
+            peers: voters.iter().filter_map(|&id| addr(id)).collect(),
+            learners: mem.learner_ids().filter_map(addr).collect(),
+            last_index: m.last_log_index.unwrap_or(0),
+            committed: m.local_committed.map(|l| l.index).unwrap_or(0),
+            applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+        })
+    }
+
+    /// Check the caller's epoch and leadership before a membership change.
+    fn conf_precheck(&self, cs: &Copyset, sent: Epoch) -> Result<RaftMetrics<C>, ChunkError> {
+        let m = cs.metrics();
+        if m.state != ServerState::Leader {
+            return Err(self.redirect(cs, None));
+        }
+        let current = epoch_of(&m);
+        if sent < current {
+            return Err(ChunkError::EpochTooOld {
+                group: cs.group,
+                sent,
+                current,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Add `peer` as a learner and wait until it is within the catch-up margin of the
+    /// leader's log (`add_learner(blocking)` alone only waits for the lag threshold).
+    async fn add_caught_up_learner(&self, cs: &Copyset, peer: PeerAddr) -> Result<(), ChunkError> {
+        let id = node_id(peer.id);
+        cs.raft
+            .add_learner(id, peer, true)
+            .await
+            .map_err(|e| self.write_error(cs, e))?;
+        let margin = self.inner.config.catch_up_margin;
+        let waited = cs
+            .raft
+            .wait(Some(self.inner.config.catch_up_timeout()))
+            .metrics(
+                |m| {
+                    let last = m.last_log_index.unwrap_or(0);
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).cloned().flatten())
+                        .is_some_and(|matched| matched.index + margin >= last)
+                },
+                "learner caught up",
+            )
+            .await;
+        if let Err(e) = waited {
+            tracing::warn!(group = %cs.group, peer = id, error = %e, "learner did not catch up");
+            return Err(ChunkError::Unavailable);
+        }
+        Ok(())
+    }
+
+    async fn change(
+        &self,
+        cs: &Copyset,
+        change: ChangeMembers<u64, PeerAddr>,
+    ) -> Result<ConfChangeOk, ChunkError> {
+        let resp = cs
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| self.write_error(cs, e))?;
+        Ok(ConfChangeOk {
+            epoch: Epoch(resp.log_id.index),
+        })
+    }
+
+    /// Add a voter: learner first, promoted once caught up. Sent to the leader.
+    pub async fn add_peer(
+        &self,
+        group: GroupId,
+        epoch: Epoch,
+        peer: PeerAddr,
+    ) -> Result<ConfChangeOk, ChunkError> {
+        let cs = self.lookup(group)?;
+        let _g = cs
+            .conf_change
+            .try_lock()
+            .map_err(|_| ChunkError::ConfChangeInProgress { group })?;
+        let m = self.conf_precheck(&cs, epoch)?;
+        if m.membership_config
+            .voter_ids()
+            .any(|v| v == node_id(peer.id))
+        {
+            return Ok(ConfChangeOk {
+                epoch: epoch_of(&m),
+            });
+        }
+        self.add_caught_up_learner(&cs, peer).await?;
+        self.change(
+            &cs,
+            ChangeMembers::AddVoterIds(BTreeSet::from([node_id(peer.id)])),
+        )
+        .await
+    }
+
+    /// Remove a voter. Sent to the leader.
+    pub async fn remove_peer(
+        &self,
+        group: GroupId,
+        epoch: Epoch,
+        peer: ChunkServerId,
+    ) -> Result<ConfChangeOk, ChunkError> {
+        let cs = self.lookup(group)?;
+        let _g = cs
+            .conf_change
+            .try_lock()
+            .map_err(|_| ChunkError::ConfChangeInProgress { group })?;
+        let m = self.conf_precheck(&cs, epoch)?;
+        let voters: BTreeSet<u64> = m.membership_config.voter_ids().collect();
+        if !voters.contains(&node_id(peer)) {
+            return Ok(ConfChangeOk {
+                epoch: epoch_of(&m),
+            });
+        }
+        if voters.len() == 1 {
+            return Err(ChunkError::InvalidRequest {
+                reason: InvalidReason::BadPeers,
+            });
+        }
+        self.change(
+            &cs,
+            ChangeMembers::RemoveVoters(BTreeSet::from([node_id(peer)])),
+        )
+        .await
+    }
+
+    /// Replace voter `remove` by `add` (learner first, then one joint change). Sent to the
+    /// leader.
+    pub async fn change_peer(
+        &self,
+        group: GroupId,
+        epoch: Epoch,
+        remove: ChunkServerId,
+        add: PeerAddr,
+    ) -> Result<ConfChangeOk, ChunkError> {
+        let cs = self.lookup(group)?;
+        let _g = cs
+            .conf_change
+            .try_lock()
+            .map_err(|_| ChunkError::ConfChangeInProgress { group })?;
+        let m = self.conf_precheck(&cs, epoch)?;
+        let mut voters: BTreeSet<u64> = m.membership_config.voter_ids().collect();
+        if !voters.contains(&node_id(remove)) || voters.contains(&node_id(add.id)) {
+            return Err(ChunkError::InvalidRequest {
+                reason: InvalidReason::BadPeers,
+            });
+        }
+        self.add_caught_up_learner(&cs, add).await?;
+        voters.remove(&node_id(remove));
+        voters.insert(node_id(add.id));
+        self.change(&cs, ChangeMembers::ReplaceAllVoters(voters))
+            .await
+    }
+
+    /// Move leadership to `to`; returns once `to` leads (or the election bound passed).
+    pub async fn transfer_leader(
+        &self,
+        group: GroupId,
+        to: ChunkServerId,
+    ) -> Result<LeaderInfo, ChunkError> {
+        let cs = self.lookup(group)?;
+        let m = cs.metrics();
+        let to = node_id(to);
+        if m.current_leader == Some(to) {
+            return self.leader(group);
+        }
+        if m.state != ServerState::Leader {
+            return Err(self.redirect(&cs, None));
+        }
+        if !m.membership_config.voter_ids().any(|v| v == to) {
+            return Err(ChunkError::InvalidRequest {
+                reason: InvalidReason::BadPeers,
+            });
+        }
+        cs.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|_| ChunkError::Unavailable)?;
+        cs.raft
+            .wait(Some(self.inner.config.election_bound()))
+            .current_leader(to, "leader transferred")
+            .await
+            .map_err(|_| ChunkError::Unavailable)?;
+        self.leader(group)
+    }
+
+    /// Serve one raft message for `group` from another chunkserver (the server side of
+    /// [`RaftNet`]); the body and reply are encoded with [`codec`].
+    pub async fn handle_raft(
+        &self,
+        group: GroupId,
+        kind: RaftMsgKind,
+        body: &[u8],
+    ) -> Result<Bytes, WireRaftError> {
+        let cs = self
+            .get(group)
+            .ok_or(WireRaftError::CopysetNotFound { group })?;
+        let bad = |e: codec::CodecError| WireRaftError::Raft {
+            reason: e.to_string(),
+        };
+        let fatal = |e: &dyn std::fmt::Display| WireRaftError::Raft {
+            reason: e.to_string(),
+        };
+        match kind {
+            RaftMsgKind::Append => {
+                let req: AppendEntriesRequest<C> = codec::decode(body).map_err(bad)?;
+                let resp = cs.raft.append_entries(req).await.map_err(|e| fatal(&e))?;
+                codec::encode(&resp).map(Bytes::from).map_err(bad)
+            }
+            RaftMsgKind::Vote => {
+                let req: VoteRequest<C> = codec::decode(body).map_err(bad)?;
+                let resp = cs.raft.vote(req).await.map_err(|e| fatal(&e))?;
+                codec::encode(&resp).map(Bytes::from).map_err(bad)
+            }
+            RaftMsgKind::PreVote => {
+                let req: VoteRequest<C> = codec::decode(body).map_err(bad)?;
+                let resp = cs.raft.pre_vote(req).await.map_err(|e| fatal(&e))?;
+                codec::encode(&resp).map(Bytes::from).map_err(bad)
+            }
+            RaftMsgKind::TransferLeader => {
+                let req: TransferLeaderRequest<C> = codec::decode(body).map_err(bad)?;
+                let resp = cs
+                    .raft
+                    .handle_transfer_leader(req)
+                    .await
+                    .map_err(|e| fatal(&e))?;
+                codec::encode(&resp).map(Bytes::from).map_err(bad)
+            }
+            RaftMsgKind::Snapshot => {
+                let offer: SnapshotOffer = codec::decode(body).map_err(bad)?;
+                let snapshot = SnapshotOf::<C, SnapshotData> {
+                    meta: offer.meta,
+                    snapshot: SnapshotData {
+                        source: Some(offer.source),
+                        chunks: offer.chunks,
+                    },
+                };
+                let resp = cs
+                    .raft
+                    .install_full_snapshot(offer.vote, snapshot)
+                    .await
+                    .map_err(|e| fatal(&e))?;
+                codec::encode(&resp).map(Bytes::from).map_err(bad)
+            }
+            RaftMsgKind::SnapshotChunk => {
+                let req: ChunkPieceRequest = codec::decode(body).map_err(bad)?;
+                let data = self
+                    .inner
+                    .store
+                    .read(group, req.chunk, req.offset, req.len)
+                    .await
+                    .map_err(|e| fatal(&e))?;
+                Ok(encode_piece(data.as_deref()))
+            }
+        }
+    }
+
+    /// Stop every copyset (the log and chunks stay).
+    pub async fn shutdown(&self) {
+        let all: Vec<_> = self.inner.groups.write().drain().map(|(_, v)| v).collect();
+        for cs in all {
+            if let Err(e) = cs.raft.shutdown().await {
+                tracing::warn!(group = %cs.group, error = %e, "raft shutdown failed");
+            }
+        }
+    }
+}

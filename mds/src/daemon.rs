@@ -1,0 +1,185 @@
+//! The daemon's life: serve as a standby, campaign, load and serve as the active MDS, tick
+//! the scheduler, and step down (exit) when leadership is lost.
+//!
+//! A stepped-down MDS returns [`Exit::SteppedDown`]; the binary exits non-zero so a
+//! supervisor restarts it as a fresh standby (its in-memory state may be stale).
+
+use crate::config::MdsConfig;
+use crate::election::{leader, Candidate, ElectionConfig, StepDownReason};
+use crate::error::{Error, Result};
+use crate::service::{system_now_ms, MdsService};
+use crate::state::MdsState;
+use crate::store::etcd::{connect, connect_streaming, EtcdStore};
+use crate::store::fence::FencedStore;
+use crate::store::MetaStore;
+use crate::topology::clustermap::ClusterMap;
+use crate::topology::OnlineState;
+use basalt_proto::hello::{Identity, Role};
+use basalt_transport::{TcpTransport, TransportOptions};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (signal); resigned if it was the leader.
+    Shutdown,
+    /// Lost leadership.
+    SteppedDown(StepDownReason),
+}
+
+/// Parse `<name>@<addr>` election values.
+pub fn parse_leader_value(v: &str) -> Option<SocketAddr> {
+    v.rsplit_once('@')?.1.parse().ok()
+}
+
+async fn create_pending_copysets(state: &MdsState, min: usize) -> Result<()> {
+    let topo = state.topology().await;
+    for (id, lp) in &topo.lpools {
+        if topo.copysets_of(*id).next().is_some() {
+            continue;
+        }
+        let online: Vec<_> = topo
+            .chunkservers_in(lp.physical)
+            .into_iter()
+            .filter(|c| topo.chunkservers[c].state == OnlineState::Online)
+            .collect();
+        let zones: BTreeSet<_> = online.iter().filter_map(|c| topo.zone_of(*c)).collect();
+        if online.len() >= min && zones.len() >= usize::from(lp.replicas) {
+            state.create_copysets(*id, u64::from(id.0)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Run until `shutdown` resolves or leadership is lost.
+pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<Exit> {
+    cfg.validate()?;
+    tokio::pin!(shutdown);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| Error::Io { op: "bind", source })?;
+    let bound = listener.local_addr().map_err(|source| Error::Io {
+        op: "local_addr",
+        source,
+    })?;
+    let advertise = cfg.advertise.unwrap_or(bound);
+    let identity = Identity {
+        role: Role::Mds,
+        chunkserver: None,
+        name: cfg.name.clone(),
+        cluster: String::new(),
+    };
+    let transport =
+        TcpTransport::new(TransportOptions::new(identity).config(cfg.transport.clone()))?;
+    let service = MdsService::new(Some(advertise), Arc::new(system_now_ms));
+    let server = transport.serve_listener(listener, service.router())?;
+    if let Some(f) = &cfg.addr_file {
+        std::fs::write(f, bound.to_string()).map_err(|source| Error::Io {
+            op: "write addr-file",
+            source,
+        })?;
+    }
+    tracing::info!(%bound, %advertise, name = %cfg.name, "MDS serving as standby");
+
+    // Two clients: the store's has per-request timeouts, the election's streams must not.
+    let client = connect(&cfg.etcd).await?;
+    let eclient = connect_streaming(&cfg.etcd).await?;
+    let mut ecfg = ElectionConfig::new(format!("{}@{}", cfg.name, advertise));
+    ecfg.ttl = Duration::from_millis(cfg.election_ttl_ms);
+    let mut candidate = Candidate::new(eclient, ecfg).await?;
+    // Standby: keep the leader hint fresh for NotLeader answers.
+    let hint_task = {
+        let (svc, client) = (service.clone(), client.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(v) = leader(&client, crate::keys::LEADER).await {
+                    svc.set_leader_hint(v.as_deref().and_then(parse_leader_value));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let leadership = tokio::select! {
+        l = candidate.campaign() => l?,
+        _ = &mut shutdown => {
+            hint_task.abort();
+            server.shutdown().await;
+            return Ok(Exit::Shutdown);
+        }
+    };
+    hint_task.abort();
+    let store: Arc<dyn MetaStore> = Arc::new(FencedStore::new(
+        Arc::new(EtcdStore::new(client)),
+        leadership.fence(),
+    ));
+    let state = Arc::new(MdsState::load(store, cfg.state.clone(), system_now_ms()).await?);
+    if let Some(path) = &cfg.cluster_map {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            op: "read cluster-map",
+            source,
+        })?;
+        let d = state.apply_cluster_map(&ClusterMap::parse(&text)?).await?;
+        tracing::info!(?d, "cluster map applied");
+    }
+    service.activate(state.clone(), leadership.leader_check());
+    tracing::info!("MDS active");
+    let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let exit = loop {
+        tokio::select! {
+            reason = leadership.stepped_down() => {
+                tracing::error!(?reason, "MDS lost leadership; stepping down");
+                service.deactivate();
+                break Exit::SteppedDown(reason);
+            }
+            _ = &mut shutdown => {
+                service.deactivate();
+                if let Err(e) = leadership.resign().await {
+                    tracing::warn!(error = %e, "resign failed; the lease will expire");
+                }
+                break Exit::Shutdown;
+            }
+            _ = tick.tick() => {
+                if !leadership.is_leader() {
+                    continue;
+                }
+                if let Err(e) = create_pending_copysets(&state, cfg.copyset_min_chunkservers).await {
+                    tracing::warn!(error = %e, "copyset creation failed");
+                    if matches!(e, Error::Fenced) {
+                        service.deactivate();
+                        break Exit::SteppedDown(StepDownReason::OtherLeader);
+                    }
+                }
+                let ops = state.tick(system_now_ms()).await;
+                if !ops.is_empty() {
+                    tracing::debug!(n = ops.len(), "operators issued");
+                }
+            }
+        }
+    };
+    server.shutdown().await;
+    Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_values() {
+        assert_eq!(
+            parse_leader_value("mds-1@127.0.0.1:8100"),
+            Some("127.0.0.1:8100".parse().unwrap())
+        );
+        assert_eq!(
+            parse_leader_value("a@b@10.0.0.1:1"),
+            Some("10.0.0.1:1".parse().unwrap())
+        );
+        assert_eq!(parse_leader_value("garbage"), None);
+        assert_eq!(parse_leader_value("x@notaddr"), None);
+    }
+}

@@ -1,0 +1,477 @@
+use super::*;
+use crate::placement::{place, PlacementRequest};
+use crate::topology::{ChunkServer, CopysetRecord, LogicalPool, PhysicalPool, Server, Zone};
+use basalt_proto::heartbeat::DiskStats;
+use basalt_proto::ids::{Epoch, LogicalPoolId, ServerId, ZoneId};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+/// zones × servers × chunkservers; chunkserver id = zone*100 + server*10 + disk.
+fn cluster(zones: u32, servers: u32, disks: u32, per_cs: u32) -> Topology {
+    let mut t = Topology::default();
+    t.ppools.insert(
+        PhysicalPoolId(1),
+        PhysicalPool {
+            id: PhysicalPoolId(1),
+            name: "p".into(),
+        },
+    );
+    let mut members = Vec::new();
+    for z in 1..=zones {
+        t.zones.insert(
+            ZoneId(z),
+            Zone {
+                id: ZoneId(z),
+                name: format!("z{z}"),
+                pool: PhysicalPoolId(1),
+            },
+        );
+        for s in 1..=servers {
+            let sid = ServerId(z * 100 + s);
+            t.servers.insert(
+                sid,
+                Server {
+                    id: sid,
+                    name: format!("h{}", sid.0),
+                    zone: ZoneId(z),
+                },
+            );
+            for d in 1..=disks {
+                let id = ChunkServerId(z * 100 + s * 10 + d);
+                members.push((id, ZoneId(z)));
+                t.chunkservers.insert(
+                    id,
+                    ChunkServer {
+                        id,
+                        server: sid,
+                        disk_uuid: format!("d{}", id.0),
+                        token: "t".into(),
+                        addr: format!("127.0.0.1:{}", 10000 + id.0).parse().unwrap(),
+                        disk: DiskStats::default(),
+                        last_seen_ms: 0,
+                        state: OnlineState::Online,
+                    },
+                );
+            }
+        }
+    }
+    t.lpools.insert(
+        LogicalPoolId(1),
+        LogicalPool {
+            id: LogicalPoolId(1),
+            name: "l".into(),
+            physical: PhysicalPoolId(1),
+            replicas: 3,
+            copysets_per_chunkserver: per_cs,
+            scatter_width: 0,
+        },
+    );
+    let req = PlacementRequest {
+        pool: LogicalPoolId(1),
+        replicas: 3,
+        copysets_per_chunkserver: per_cs,
+        members,
+        first_copyset: 1,
+        seed: 1,
+    };
+    for (i, mut c) in place(&req).unwrap().into_iter().enumerate() {
+        // Leaders spread round-robin over the peers.
+        c.leader = Some(c.peers[i % c.peers.len()]);
+        t.copysets.insert(c.group, c);
+    }
+    t
+}
+
+fn set_state(t: &mut Topology, c: ChunkServerId, s: OnlineState) {
+    t.chunkservers.get_mut(&c).unwrap().state = s;
+}
+
+/// What raft does by itself: copysets whose leader went offline elect an online peer.
+fn reelect(t: &mut Topology) {
+    let online: BTreeSet<ChunkServerId> = t
+        .chunkservers
+        .values()
+        .filter(|c| c.state == OnlineState::Online)
+        .map(|c| c.id)
+        .collect();
+    for c in t.copysets.values_mut() {
+        if c.leader.is_some_and(|l| !online.contains(&l)) {
+            c.leader = c.peers.iter().copied().find(|p| online.contains(p));
+        }
+    }
+}
+
+fn no_balance() -> SchedulerConfig {
+    SchedulerConfig {
+        leader_balance: false,
+        ..Default::default()
+    }
+}
+
+/// Invariants every round must keep.
+fn check_round(t: &Topology, pending: &OperatorSet, ops: &[PendingOp]) {
+    let mut busy = pending.busy();
+    let mut groups = BTreeSet::new();
+    for p in ops {
+        assert!(
+            groups.insert(p.op.group),
+            "two operators for {}",
+            p.op.group
+        );
+        assert!(pending.get(p.op.group).is_none());
+        for c in &p.involved {
+            assert!(busy.insert(*c), "{c} in two operators");
+        }
+        let rec = &t.copysets[&p.op.group];
+        assert_eq!(p.op.epoch, rec.epoch);
+        let leader = rec.leader.unwrap();
+        assert_eq!(
+            t.chunkservers[&leader].state,
+            OnlineState::Online,
+            "leader must be online"
+        );
+        let mut after = rec.peers.clone();
+        match p.op.kind {
+            OperatorKind::ChangePeer { remove, add } => {
+                assert!(rec.peers.contains(&remove));
+                assert!(!rec.peers.contains(&add.id));
+                assert_eq!(t.chunkservers[&add.id].state, OnlineState::Online);
+                assert_eq!(t.chunkservers[&add.id].addr, add.addr);
+                after.retain(|p| *p != remove);
+                after.push(add.id);
+            }
+            OperatorKind::AddPeer(a) => after.push(a.id),
+            OperatorKind::RemovePeer(r) => after.retain(|p| *p != r),
+            OperatorKind::TransferLeader(to) => assert!(rec.peers.contains(&to) && to != leader),
+        }
+        let zones: BTreeSet<_> = after.iter().map(|p| t.zone_of(*p)).collect();
+        assert_eq!(
+            zones.len(),
+            after.len(),
+            "one replica per zone after {:?}",
+            p.op
+        );
+    }
+}
+
+/// Pretend the leaders carried out the operators (as the next heartbeats would show).
+fn execute(t: &mut Topology, ops: &[PendingOp]) {
+    for p in ops {
+        let rec = t.copysets.get_mut(&p.op.group).unwrap();
+        match p.op.kind {
+            OperatorKind::ChangePeer { remove, add } => {
+                rec.peers.retain(|x| *x != remove);
+                rec.peers.push(add.id);
+                rec.epoch = Epoch(rec.epoch.0 + 1);
+            }
+            OperatorKind::AddPeer(a) => {
+                rec.peers.push(a.id);
+                rec.epoch = Epoch(rec.epoch.0 + 1);
+            }
+            OperatorKind::RemovePeer(r) => {
+                rec.peers.retain(|x| *x != r);
+                rec.epoch = Epoch(rec.epoch.0 + 1);
+            }
+            OperatorKind::TransferLeader(to) => rec.leader = Some(to),
+        }
+    }
+}
+
+#[test]
+fn healthy_cluster_only_moves_leaders_and_settles() {
+    let mut t = cluster(3, 2, 2, 20);
+    let cfg = SchedulerConfig::default();
+    let mut pending = OperatorSet::default();
+    for _ in 0..50 {
+        let ops = schedule(&t, &pending, 0, &cfg);
+        check_round(&t, &pending, &ops);
+        if ops.is_empty() {
+            return;
+        }
+        assert!(ops
+            .iter()
+            .all(|p| matches!(p.op.kind, OperatorKind::TransferLeader(_))));
+        pending.extend(ops.clone());
+        execute(&mut t, &ops);
+        pending.reconcile(&t, 0, &cfg);
+    }
+    panic!("scheduler did not settle");
+}
+
+#[test]
+fn offline_peer_is_replaced_in_its_zone_until_recovered() {
+    let mut t = cluster(3, 2, 2, 20);
+    let lost = ChunkServerId(111);
+    set_state(&mut t, lost, OnlineState::Offline);
+    reelect(&mut t);
+    let cfg = no_balance();
+    let mut pending = OperatorSet::default();
+    let mut now = 0;
+    for round in 0..200 {
+        let ops = schedule(&t, &pending, now, &cfg);
+        check_round(&t, &pending, &ops);
+        for p in &ops {
+            match p.op.kind {
+                OperatorKind::ChangePeer { remove, add } => {
+                    assert_eq!(remove, lost);
+                    assert_eq!(t.zone_of(add.id), t.zone_of(lost), "same zone preferred");
+                }
+                k => panic!("unexpected {k:?}"),
+            }
+        }
+        pending.extend(ops.clone());
+        execute(&mut t, &ops);
+        now += 1000;
+        pending.reconcile(&t, now, &cfg);
+        assert!(pending.is_empty(), "executed operators complete");
+        if t.copysets.values().all(|c| !c.peers.contains(&lost)) {
+            assert!(round > 0);
+            for c in t.copysets.values() {
+                assert_eq!(c.peers.len(), 3);
+            }
+            return;
+        }
+    }
+    panic!("recovery did not finish");
+}
+
+#[test]
+fn unstable_peer_is_not_recovered() {
+    let mut t = cluster(3, 2, 2, 10);
+    set_state(&mut t, ChunkServerId(111), OnlineState::Unstable);
+    assert!(schedule(&t, &OperatorSet::default(), 0, &no_balance()).is_empty());
+}
+
+#[test]
+fn other_zone_used_when_lost_zone_has_no_spare() {
+    // 4 zones, 1 chunkserver each: the lost zone has no other chunkserver.
+    let mut t = cluster(4, 1, 1, 3);
+    let lost = ChunkServerId(111);
+    set_state(&mut t, lost, OnlineState::Offline);
+    let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
+    assert!(!ops.is_empty());
+    for p in &ops {
+        let OperatorKind::ChangePeer { add, .. } = p.op.kind else {
+            panic!()
+        };
+        assert_ne!(t.zone_of(add.id), t.zone_of(lost));
+    }
+    check_round(&t, &OperatorSet::default(), &ops);
+}
+
+#[test]
+fn whole_server_down_beyond_tolerance_waits() {
+    let mut t = cluster(3, 2, 4, 10);
+    for d in 1..=4 {
+        set_state(&mut t, ChunkServerId(110 + d), OnlineState::Offline);
+    }
+    let cfg = SchedulerConfig {
+        failure_tolerance: 3,
+        ..no_balance()
+    };
+    assert!(schedule(&t, &OperatorSet::default(), 0, &cfg).is_empty());
+    // Within tolerance, recovery proceeds.
+    set_state(&mut t, ChunkServerId(114), OnlineState::Online);
+    assert!(!schedule(&t, &OperatorSet::default(), 0, &cfg).is_empty());
+}
+
+#[test]
+fn majority_offline_or_leader_offline_is_skipped() {
+    let mut t = cluster(3, 1, 1, 1);
+    let g = *t.copysets.keys().next().unwrap();
+    let peers = t.copysets[&g].peers.clone();
+    t.copysets.get_mut(&g).unwrap().leader = Some(peers[0]);
+    set_state(&mut t, peers[1], OnlineState::Offline);
+    set_state(&mut t, peers[2], OnlineState::Offline);
+    assert!(schedule(&t, &OperatorSet::default(), 0, &no_balance()).is_empty());
+    set_state(&mut t, peers[2], OnlineState::Online);
+    set_state(&mut t, peers[0], OnlineState::Offline);
+    // Leader offline: nobody to execute.
+    t.copysets.get_mut(&g).unwrap().leader = Some(peers[0]);
+    assert!(schedule(&t, &OperatorSet::default(), 0, &no_balance()).is_empty());
+}
+
+#[test]
+fn replica_count_restored() {
+    let mut t = cluster(4, 1, 2, 3);
+    let g = *t.copysets.keys().next().unwrap();
+    let rec = t.copysets.get_mut(&g).unwrap();
+    let leader = rec.peers[0];
+    rec.leader = Some(leader);
+    rec.peers.truncate(2);
+    let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
+    let op = ops.iter().find(|p| p.op.group == g).expect("add peer");
+    assert!(matches!(op.op.kind, OperatorKind::AddPeer(_)));
+    check_round(&t, &OperatorSet::default(), &ops);
+    // Too many peers: remove a non-leader.
+    let mut t = cluster(4, 1, 2, 3);
+    let extra = {
+        let rec = &t.copysets[&g];
+        let used: BTreeSet<_> = rec.peers.iter().map(|p| t.zone_of(*p)).collect();
+        *t.chunkservers
+            .keys()
+            .find(|c| !used.contains(&t.zone_of(**c)))
+            .unwrap()
+    };
+    let rec = t.copysets.get_mut(&g).unwrap();
+    rec.peers.push(extra);
+    let leader = rec.peers[0];
+    rec.leader = Some(leader);
+    let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
+    let op = ops.iter().find(|p| p.op.group == g).expect("remove peer");
+    let OperatorKind::RemovePeer(v) = op.op.kind else {
+        panic!("{op:?}")
+    };
+    assert_ne!(v, leader);
+}
+
+#[test]
+fn new_empty_chunkserver_gets_copysets() {
+    let mut t = cluster(3, 1, 2, 10);
+    // A new disk joins zone 1 with no copysets.
+    let mut new = t.chunkservers[&ChunkServerId(111)].clone();
+    new.id = ChunkServerId(119);
+    new.disk_uuid = "new".into();
+    t.chunkservers.insert(new.id, new);
+    let cfg = no_balance();
+    let mut pending = OperatorSet::default();
+    for _ in 0..100 {
+        let ops = schedule(&t, &pending, 0, &cfg);
+        check_round(&t, &pending, &ops);
+        if ops.is_empty() {
+            break;
+        }
+        pending.extend(ops.clone());
+        execute(&mut t, &ops);
+        pending.reconcile(&t, 0, &cfg);
+    }
+    let counts = t.copyset_counts();
+    let zone1: Vec<usize> = counts
+        .iter()
+        .filter(|(c, _)| c.0 / 100 == 1)
+        .map(|(_, n)| *n)
+        .collect();
+    let (min, max) = (zone1.iter().min().unwrap(), zone1.iter().max().unwrap());
+    assert!(max - min <= cfg.balance_slack, "zone 1 counts {zone1:?}");
+    assert!(counts[&ChunkServerId(119)] > 0);
+}
+
+#[test]
+fn leaders_balanced() {
+    let mut t = cluster(3, 1, 1, 12);
+    let hog = ChunkServerId(111);
+    for c in t.copysets.values_mut() {
+        c.leader = Some(hog);
+    }
+    let cfg = SchedulerConfig::default();
+    let mut pending = OperatorSet::default();
+    for _ in 0..100 {
+        let ops = schedule(&t, &pending, 0, &cfg);
+        check_round(&t, &pending, &ops);
+        assert!(ops
+            .iter()
+            .all(|p| matches!(p.op.kind, OperatorKind::TransferLeader(_))));
+        if ops.is_empty() {
+            break;
+        }
+        pending.extend(ops.clone());
+        execute(&mut t, &ops);
+        pending.reconcile(&t, 0, &cfg);
+    }
+    let mut leaders: HashMap<ChunkServerId, usize> = HashMap::new();
+    for c in t.copysets.values() {
+        *leaders.entry(c.leader.unwrap()).or_default() += 1;
+    }
+    let mean = 12.0 / 3.0;
+    for (c, n) in leaders {
+        assert!((n as f64) <= mean + 1.0, "{c} leads {n}");
+    }
+}
+
+#[test]
+fn operators_complete_by_epoch_and_time_out() {
+    let mut t = cluster(3, 2, 1, 4);
+    set_state(&mut t, ChunkServerId(111), OnlineState::Offline);
+    let cfg = SchedulerConfig {
+        change_timeout_ms: 1000,
+        ..no_balance()
+    };
+    let mut pending = OperatorSet::default();
+    let ops = schedule(&t, &pending, 0, &cfg);
+    assert!(!ops.is_empty());
+    pending.extend(ops.clone());
+    // Pending operators occupy their chunkservers: nothing new for them.
+    let again = schedule(&t, &pending, 10, &cfg);
+    check_round(&t, &pending, &again);
+    // A report at the same epoch does not complete it.
+    assert!(pending.reconcile(&t, 500, &cfg).completed.is_empty());
+    let leader = t.copysets[&ops[0].op.group].leader.unwrap();
+    assert_eq!(
+        pending.for_leader(&t, leader).len(),
+        ops.iter().filter(|p| p.involved[0] == leader).count()
+    );
+    execute(&mut t, &ops[..1]);
+    let r = pending.reconcile(&t, 600, &cfg);
+    assert_eq!(r.completed, vec![ops[0].op.group]);
+    let r = pending.reconcile(&t, 1_001 + 600, &cfg);
+    assert_eq!(r.timed_out.len(), ops.len() - 1);
+    assert!(pending.is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn rounds_keep_invariants(
+        offline in proptest::collection::btree_set(0usize..18, 0..5),
+        leader_shift in 0usize..3,
+        rounds in 1usize..6,
+    ) {
+        let mut t = cluster(3, 2, 3, 6);
+        let ids: Vec<ChunkServerId> = t.chunkservers.keys().copied().collect();
+        for i in &offline {
+            set_state(&mut t, ids[*i], OnlineState::Offline);
+        }
+        for c in t.copysets.values_mut() {
+            c.leader = Some(c.peers[leader_shift % c.peers.len()]);
+        }
+        if leader_shift == 0 {
+            reelect(&mut t);
+        }
+        let cfg = SchedulerConfig::default();
+        let mut pending = OperatorSet::default();
+        for _ in 0..rounds {
+            let ops = schedule(&t, &pending, 0, &cfg);
+            check_round(&t, &pending, &ops);
+            pending.extend(ops.clone());
+            // Execute about half of them.
+            let done: Vec<_> = ops.iter().step_by(2).cloned().collect();
+            execute(&mut t, &done);
+            pending.reconcile(&t, 0, &cfg);
+        }
+        for c in t.copysets.values() {
+            let zones: BTreeSet<_> = c.peers.iter().map(|p| t.zone_of(*p)).collect();
+            prop_assert_eq!(zones.len(), c.peers.len());
+            prop_assert_eq!(c.peers.len(), 3);
+        }
+    }
+}
+
+#[test]
+fn unknown_copyset_record_unused() {
+    // A copyset of a pool that does not exist is left alone.
+    let mut t = cluster(3, 1, 1, 1);
+    let g = GroupId::of(LogicalPoolId(9), basalt_proto::ids::CopysetId(1));
+    let peers: Vec<_> = t.chunkservers.keys().copied().collect();
+    t.copysets.insert(
+        g,
+        CopysetRecord {
+            group: g,
+            epoch: Epoch(1),
+            peers: peers.clone(),
+            leader: Some(peers[0]),
+        },
+    );
+    set_state(&mut t, peers[1], OnlineState::Offline);
+    let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
+    assert!(ops.iter().all(|p| p.op.group != g));
+}

@@ -1,0 +1,181 @@
+//! The MDS RPC service: handlers for the `basalt_proto::mds` and `heartbeat` RPCs on a
+//! transport [`Router`].
+//!
+//! Only the active MDS serves. A standby (or a leader whose lease ran out) answers every
+//! request with `MdsError::NotLeader { leader }` carrying the active MDS's address when
+//! known; `GetMdsLeader` is answered by everyone. Errors of the state are sent as their
+//! wire form ([`Error::to_wire`]).
+
+use crate::error::Error;
+use crate::state::MdsState;
+use basalt_proto::heartbeat::Heartbeat;
+use basalt_proto::mds::{
+    CloseVolume, CreateVolume, DeleteVolume, ExtendVolume, GetCopysets, GetMdsLeader, GetSegment,
+    ListOperators, ListVolumes, MdsLeader, OpenVolume, RefreshSession, RegisterChunkServer,
+    RenameVolume, StatVolume,
+};
+use basalt_proto::status::MdsError;
+use basalt_transport::Router;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Milliseconds since the Unix epoch (wall clock; every use tolerates it going backwards).
+pub fn system_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+type LeaderCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+struct Active {
+    state: Arc<MdsState>,
+    still_leader: LeaderCheck,
+}
+
+/// The service; shared by every connection's handlers.
+pub struct MdsService {
+    own_addr: Option<SocketAddr>,
+    active: RwLock<Option<Active>>,
+    leader_hint: RwLock<Option<SocketAddr>>,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for MdsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MdsService")
+            .field("own_addr", &self.own_addr)
+            .field("active", &self.active.read().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MdsService {
+    /// A standby service; `own_addr` is what clients should dial to reach this MDS.
+    pub fn new(
+        own_addr: Option<SocketAddr>,
+        clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            own_addr,
+            active: RwLock::new(None),
+            leader_hint: RwLock::new(None),
+            clock,
+        })
+    }
+
+    /// Start serving `state` while `still_leader()` holds.
+    pub fn activate(&self, state: Arc<MdsState>, still_leader: LeaderCheck) {
+        *self.active.write() = Some(Active {
+            state,
+            still_leader,
+        });
+    }
+
+    /// Stop serving (stepped down).
+    pub fn deactivate(&self) {
+        *self.active.write() = None;
+    }
+
+    /// Where standbys send clients.
+    pub fn set_leader_hint(&self, leader: Option<SocketAddr>) {
+        *self.leader_hint.write() = leader;
+    }
+
+    fn state(&self) -> Result<Arc<MdsState>, MdsError> {
+        match &*self.active.read() {
+            Some(a) if (a.still_leader)() => Ok(a.state.clone()),
+            _ => Err(MdsError::NotLeader {
+                leader: *self.leader_hint.read(),
+            }),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.state().is_ok()
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The method table of the MDS.
+    pub fn router(self: &Arc<Self>) -> Router {
+        macro_rules! rpc {
+            ($router:expr, $req:ty, |$st:ident, $r:ident, $now:ident| $body:expr) => {{
+                let svc = self.clone();
+                $router.route::<$req, _, _>(move |$r: $req, _payload, _group, _cx| {
+                    let svc = svc.clone();
+                    async move {
+                        let reply = match svc.state() {
+                            Err(e) => Err(e),
+                            Ok($st) => {
+                                let $now = svc.now();
+                                let out: Result<_, Error> = $body;
+                                if let Err(Error::Fenced | Error::LeadershipLost { .. }) = &out {
+                                    svc.deactivate();
+                                }
+                                out.map_err(|e| e.to_wire())
+                            }
+                        };
+                        (reply, Bytes::new())
+                    }
+                })
+            }};
+        }
+        let r = Router::new();
+        let r = rpc!(r, RegisterChunkServer, |st, req, now| st
+            .register(&req, now)
+            .await);
+        let r = rpc!(r, Heartbeat, |st, req, now| st.heartbeat(&req, now).await);
+        let r = rpc!(r, CreateVolume, |st, req, now| st
+            .create_volume(&req, now)
+            .await);
+        let r = rpc!(r, OpenVolume, |st, req, now| st
+            .open_volume(&req, now)
+            .await);
+        let r = rpc!(r, CloseVolume, |st, req, _now| st
+            .close_volume(req.volume, &req.session)
+            .await);
+        let r = rpc!(r, RefreshSession, |st, req, now| st
+            .refresh_session(req.volume, &req.session, now)
+            .await);
+        let r = rpc!(r, StatVolume, |st, req, _now| st
+            .stat_volume(&req.name)
+            .await);
+        let r = rpc!(r, ListVolumes, |st, _req, _now| Ok(st.list_volumes().await));
+        let r = rpc!(r, ExtendVolume, |st, req, _now| st
+            .extend_volume(&req.name, req.size)
+            .await);
+        let r = rpc!(r, RenameVolume, |st, req, _now| st
+            .rename_volume(&req.from, &req.to)
+            .await);
+        let r = rpc!(r, DeleteVolume, |st, req, now| st
+            .delete_volume(&req.name, now)
+            .await);
+        let r = rpc!(r, GetSegment, |st, req, now| st
+            .get_segment(&req, now)
+            .await);
+        let r = rpc!(r, GetCopysets, |st, req, _now| st
+            .get_copysets(&req.groups)
+            .await);
+        let r = rpc!(r, ListOperators, |st, _req, now| Ok(st
+            .list_operators(now)
+            .await));
+        let svc = self.clone();
+        r.route::<GetMdsLeader, _, _>(move |_req, _p, _g, _cx| {
+            let svc = svc.clone();
+            async move {
+                let is_leader = svc.is_active();
+                let leader = if is_leader {
+                    svc.own_addr
+                } else {
+                    *svc.leader_hint.read()
+                };
+                (MdsLeader { leader, is_leader }, Bytes::new())
+            }
+        })
+    }
+}
