@@ -130,9 +130,18 @@ pub struct ServerConfig {
     /// Address of the Prometheus `GET /metrics` endpoint (port 0 picks one, written to
     /// `<data-dir>/metrics-addr`).
     pub metrics_listen: String,
-    /// MDS addresses (`host:port`). Empty until registration with the MDS is implemented;
-    /// copysets are then created by `CreateCopyset` requests (test harness, CLI).
+    /// MDS addresses (`ip:port`, any order: the active one is found). Set: the chunkserver
+    /// registers with the MDS at start (its id comes from there) and sends heartbeats.
+    /// Empty: unmanaged; `chunkserver-id` is needed and copysets are created by
+    /// `CreateCopyset` requests (test harness, CLI).
     pub mds_addrs: Vec<String>,
+    /// Server (host) name presented at registration; must name a server of the MDS's
+    /// cluster map. Default: the host name.
+    pub server_name: Option<String>,
+    /// Period of heartbeats to the MDS.
+    pub heartbeat_interval_ms: u64,
+    /// Bound of one call to one MDS address (registration, heartbeat).
+    pub mds_timeout_ms: u64,
     /// This chunkserver's id when the data dir has none recorded by an MDS registration.
     /// Raft peers are addressed by it, so it must be unique in the cluster.
     pub chunkserver_id: Option<u32>,
@@ -147,9 +156,12 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: "0.0.0.0:8200".into(),
-            metrics_listen: "0.0.0.0:8201".into(),
+            listen: "127.0.0.1:8200".into(),
+            metrics_listen: "127.0.0.1:8201".into(),
             mds_addrs: Vec::new(),
+            server_name: None,
+            heartbeat_interval_ms: 2000,
+            mds_timeout_ms: 3000,
             chunkserver_id: None,
             advertise: None,
             max_inflight_data: 1024,
@@ -158,6 +170,14 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The MDS addresses, parsed (validated by [`ChunkServerConfig::validate`]).
+    pub fn mds_socket_addrs(&self) -> Vec<SocketAddr> {
+        self.mds_addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+
     /// [`Self::chunkserver_id`] as an id.
     pub fn chunkserver_id(&self) -> Option<ChunkServerId> {
         self.chunkserver_id.map(ChunkServerId)
@@ -221,8 +241,31 @@ impl ChunkServerConfig {
                     .map_err(|e| invalid(field, format!("{v:?}: {e}")))?;
             }
         }
-        if let Some(a) = sv.mds_addrs.iter().find(|a| a.is_empty()) {
-            return Err(invalid("server.mds-addrs", format!("bad address {a:?}")));
+        if let Some(a) = sv
+            .mds_addrs
+            .iter()
+            .find(|a| a.parse::<SocketAddr>().is_err())
+        {
+            return Err(invalid(
+                "server.mds-addrs",
+                format!("{a:?} is not an ip:port address"),
+            ));
+        }
+        if sv
+            .server_name
+            .as_deref()
+            .is_some_and(|n| n.is_empty() || n.len() > 128)
+        {
+            return Err(invalid("server.server-name", "must be 1..=128 bytes"));
+        }
+        if !(10..=600_000).contains(&sv.heartbeat_interval_ms) {
+            return Err(invalid(
+                "server.heartbeat-interval-ms",
+                format!("{} not in 10..=600000", sv.heartbeat_interval_ms),
+            ));
+        }
+        if sv.mds_timeout_ms == 0 {
+            return Err(invalid("server.mds-timeout-ms", "must be > 0"));
         }
         if sv.chunkserver_id == Some(0) {
             return Err(invalid(
@@ -299,6 +342,26 @@ mod tests {
             }
         ));
         assert!(ChunkServerConfig::from_toml("bogus-key = 1\n").is_err());
+        for (text, field) in [
+            ("[server]\nmds-addrs = [\"mds:8100\"]\n", "server.mds-addrs"),
+            ("[server]\nserver-name = \"\"\n", "server.server-name"),
+            (
+                "[server]\nheartbeat-interval-ms = 0\n",
+                "server.heartbeat-interval-ms",
+            ),
+            ("[server]\nmds-timeout-ms = 0\n", "server.mds-timeout-ms"),
+        ] {
+            let err = ChunkServerConfig::from_toml(text).unwrap_err();
+            assert!(
+                matches!(err, ChunkServerError::Config { field: f, .. } if f == field),
+                "{text}: {err}"
+            );
+        }
+        let cfg = ChunkServerConfig::from_toml(
+            "[server]\nmds-addrs = [\"127.0.0.1:8100\", \"[::1]:8100\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.mds_socket_addrs().len(), 2);
     }
 
     #[test]

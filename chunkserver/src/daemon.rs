@@ -2,9 +2,10 @@
 //! the raft traffic and the Prometheus metrics until SIGTERM/SIGINT.
 //!
 //! Start-up order matters: the data dir is checked before anything is started; the
-//! service port is bound before the copysets restart so their peer address (the bound
-//! port when configured with port 0) is known to raft; the address files are written last,
-//! so a test that sees them can connect.
+//! service port is bound next, so the advertised address (the bound port when configured
+//! with port 0) is known to the MDS registration (when `mds-addrs` is set) and to raft;
+//! the address files are written last, so a test that sees them can connect (a managed
+//! chunkserver has registered by then). Heartbeats start once the service is up.
 //!
 //! Shutdown: stop accepting and answer new requests `ShuttingDown`, wait for in-flight
 //! handlers (transport grace period), shut every raft down, then close the WAL (its writer
@@ -18,6 +19,10 @@ use basalt_chunkserver::config::ChunkServerConfig;
 use basalt_chunkserver::copyset::{raft_routes, Copysets, CopysetsParams, TransportRaftNet};
 use basalt_chunkserver::datadir::{write_atomic, DataDir};
 use basalt_chunkserver::group_log::GroupLog;
+use basalt_chunkserver::mds_link::client::MdsClient;
+use basalt_chunkserver::mds_link::heartbeat::{disk_stats, HeartbeatParams};
+use basalt_chunkserver::mds_link::operators::Executor;
+use basalt_chunkserver::mds_link::{hostname, register, MdsLink};
 use basalt_chunkserver::poller::Pollers;
 use basalt_chunkserver::service::metrics::{ServiceMetrics, StateCollector};
 use basalt_chunkserver::service::{ChunkService, ChunkServiceParams};
@@ -33,6 +38,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// File in the data dir holding the bound service address (`ip:port\n`).
 pub const LISTEN_ADDR_FILE: &str = "listen-addr";
@@ -92,10 +98,68 @@ fn with_fast_path(opts: TransportOptions, _cfg: &ChunkServerConfig) -> Transport
     opts
 }
 
+/// Register with the MDS (retrying until one answers); the identity is persisted in `dir`.
+async fn register_with_mds(
+    cfg: &ChunkServerConfig,
+    dir: &mut DataDir,
+    addr: SocketAddr,
+) -> Result<()> {
+    let server = match cfg.server.server_name.clone().or_else(hostname) {
+        Some(s) => s,
+        None => bail!("no host name: set server.server-name"),
+    };
+    let transport = TcpTransport::new(
+        TransportOptions::new(Identity {
+            role: Role::ChunkServer,
+            chunkserver: None,
+            name: format!("unregistered@{addr}:{}", std::process::id()),
+            cluster: cfg
+                .cluster_id
+                .clone()
+                .or_else(|| dir.meta().cluster_id.clone())
+                .unwrap_or_default(),
+        })
+        .config(cfg.transport.clone()),
+    )
+    .context("transport")?;
+    let client = MdsClient::new(
+        transport,
+        cfg.server.mds_socket_addrs(),
+        Duration::from_millis(cfg.server.mds_timeout_ms),
+    );
+    let d = dir.clone();
+    let disk = tokio::task::spawn_blocking(move || disk_stats(&d, None))
+        .await
+        .unwrap_or_default();
+    let req = register::request(dir.meta(), &server, addr, disk);
+    register::register(&client, dir, cfg.cluster_id.as_deref(), &req)
+        .await
+        .with_context(|| format!("register with the MDS as server {server:?}"))?;
+    Ok(())
+}
+
 /// Run the daemon until `stop` completes (a signal in `main`).
 pub async fn serve(cfg: ChunkServerConfig, stop: impl Future<Output = ()>) -> Result<()> {
-    let dir = DataDir::open(&cfg.data_dir, cfg.cluster_id.as_deref())
+    tokio::pin!(stop);
+    let mut dir = DataDir::open(&cfg.data_dir, cfg.cluster_id.as_deref())
         .with_context(|| format!("open data dir {}", cfg.data_dir.display()))?;
+    let managed = !cfg.server.mds_addrs.is_empty();
+
+    // The service port first: registration and raft need our address.
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("bind {}", cfg.server.listen))?;
+    let bound = listener.local_addr().context("listen address")?;
+    let advertise = advertised(&cfg, bound)?;
+    if managed {
+        tokio::select! {
+            r = register_with_mds(&cfg, &mut dir, advertise) => r?,
+            _ = &mut stop => {
+                tracing::info!("stopped before the MDS answered the registration");
+                return Ok(());
+            }
+        }
+    }
     let id = chunkserver_id(&dir, &cfg)?;
     let chunk_size = dir.meta().chunk_size;
     if chunk_size != CHUNK_SIZE {
@@ -134,14 +198,9 @@ pub async fn serve(cfg: ChunkServerConfig, stop: impl Future<Output = ()>) -> Re
     );
     let wal = Arc::new(Wal::open(&dir).context("WAL")?);
 
-    // the service port first: raft needs our address
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
-        .await
-        .with_context(|| format!("bind {}", cfg.server.listen))?;
-    let bound = listener.local_addr().context("listen address")?;
     let local = PeerAddr {
         id,
-        addr: advertised(&cfg, bound)?,
+        addr: advertise,
     };
 
     let mut registry = Registry::default();
@@ -200,8 +259,30 @@ pub async fn serve(cfg: ChunkServerConfig, stop: impl Future<Output = ()>) -> Re
         write_addr(dir.root(), LISTEN_ADDR_FILE, bound)?,
         write_addr(dir.root(), METRICS_ADDR_FILE, metrics.local_addr())?,
     ];
+    let link = managed.then(|| {
+        MdsLink::start(HeartbeatParams {
+            client: Arc::new(MdsClient::new(
+                transport.clone(),
+                cfg.server.mds_socket_addrs(),
+                Duration::from_millis(cfg.server.mds_timeout_ms),
+            )),
+            id,
+            token: dir.meta().token.clone().unwrap_or_default(),
+            addr: local.addr,
+            copysets: copysets.clone(),
+            exec: Executor::new(
+                copysets.clone(),
+                transport.clone(),
+                Duration::from_millis(cfg.server.mds_timeout_ms),
+            ),
+            dir: dir.clone(),
+            store: store.clone(),
+            interval: Duration::from_millis(cfg.server.heartbeat_interval_ms),
+        })
+    });
     tracing::info!(
         %id,
+        managed,
         listen = %bound,
         advertise = %local.addr,
         metrics = %metrics.local_addr(),
@@ -213,6 +294,9 @@ pub async fn serve(cfg: ChunkServerConfig, stop: impl Future<Output = ()>) -> Re
     stop.await;
 
     tracing::info!("shutting down: draining requests");
+    if let Some(link) = link {
+        link.shutdown();
+    }
     server.shutdown().await;
     metrics.shutdown();
     copysets.shutdown().await;

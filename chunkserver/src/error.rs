@@ -157,6 +157,21 @@ pub enum ChunkServerError {
         /// Which thread.
         thread: &'static str,
     },
+    /// No MDS answered (unreachable, timed out, or no active MDS elected) after trying
+    /// every configured address.
+    #[error("no MDS answered (tried {tried} addresses)")]
+    MdsUnavailable {
+        /// Addresses tried.
+        tried: usize,
+    },
+    /// The active MDS refused a registration or heartbeat (wrong token, unknown server
+    /// name or chunkserver id, ...).
+    #[error("MDS refused: {source}")]
+    MdsRefused {
+        /// The MDS's answer.
+        #[source]
+        source: basalt_proto::status::MdsError,
+    },
     /// A configuration value is invalid.
     #[error("invalid configuration: {field}: {reason}")]
     Config {

@@ -8,7 +8,7 @@
 //!   state machine writes chunks,
 //! - [`service`]: the chunk service on the transport (chunk I/O, copyset administration),
 //!   beside the raft routes of [`copyset`]; the `serve` daemon (binary) wires it all up.
-//!   The heartbeat client to the MDS is not written yet.
+//! - [`mds_link`]: registration with the MDS, heartbeats, and the operators the MDS sends.
 //!
 //! [`group_log`] and [`chunk_api`] are the seams between the storage layer and the raft
 //! layer, so each can be tested against an in-memory twin of the other.
@@ -22,6 +22,7 @@ pub mod copyset;
 pub mod datadir;
 pub mod error;
 pub mod group_log;
+pub mod mds_link;
 pub mod poller;
 pub mod service;
 pub mod store;

@@ -1,5 +1,6 @@
 //! The `basalt-mds` daemon configuration (TOML; every key optional; CLI flags override).
 
+use crate::copyset_sync::CreateConfig;
 use crate::error::{Error, Result};
 use crate::state::StateConfig;
 use basalt_transport::TransportConfig;
@@ -29,8 +30,12 @@ pub struct MdsConfig {
     pub tick_interval_ms: u64,
     /// Create an empty logical pool's copysets once this many of its chunkservers are online.
     pub copyset_min_chunkservers: usize,
+    /// Serve Prometheus metrics (`GET /metrics`) here; standbys too. None: no metrics port.
+    pub metrics_listen: Option<SocketAddr>,
     /// State machine settings.
     pub state: StateConfig,
+    /// Telling chunkservers to create their copyset replicas.
+    pub copyset_create: CreateConfig,
     /// Transport settings.
     pub transport: TransportConfig,
 }
@@ -39,7 +44,7 @@ impl Default for MdsConfig {
     fn default() -> Self {
         Self {
             name: "mds-1".into(),
-            listen: SocketAddr::from(([0, 0, 0, 0], 8100)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8100)),
             advertise: None,
             addr_file: None,
             etcd: vec!["http://127.0.0.1:2379".into()],
@@ -47,7 +52,9 @@ impl Default for MdsConfig {
             cluster_map: None,
             tick_interval_ms: 1_000,
             copyset_min_chunkservers: 3,
+            metrics_listen: None,
             state: StateConfig::default(),
+            copyset_create: CreateConfig::default(),
             transport: TransportConfig::default(),
         }
     }
@@ -118,6 +125,19 @@ impl MdsConfig {
                 "need 0 < unstable-after-ms < offline-after-ms",
             ));
         }
+        let c = &self.copyset_create;
+        if c.interval_ms == 0 || c.rpc_timeout_ms == 0 || c.concurrency == 0 {
+            return Err(bad(
+                "copyset-create",
+                "interval-ms, rpc-timeout-ms and concurrency must be > 0",
+            ));
+        }
+        if c.retry_min_ms == 0 || c.retry_max_ms < c.retry_min_ms {
+            return Err(bad(
+                "copyset-create",
+                "need 0 < retry-min-ms <= retry-max-ms",
+            ));
+        }
         self.transport.validate().map_err(|e| Error::Config {
             field: "transport",
             reason: e.to_string(),
@@ -138,8 +158,13 @@ mod tests {
             c.cluster_map.as_deref(),
             Some(Path::new("/etc/basalt/cluster.toml"))
         );
+        assert_eq!(
+            c.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8180)))
+        );
         let want = MdsConfig {
             cluster_map: c.cluster_map.clone(),
+            metrics_listen: c.metrics_listen,
             ..MdsConfig::default()
         };
         assert_eq!(c, want);
@@ -165,6 +190,12 @@ mod tests {
                 "state.liveness",
             ),
             ("colour = 1", "file"),
+            (
+                "[copyset-create]\nretry-min-ms = 10\nretry-max-ms = 5",
+                "copyset-create",
+            ),
+            ("[copyset-create]\nconcurrency = 0", "copyset-create"),
+            ("metrics-listen = \"x\"", "file"),
             ("listen = \"nope\"", "file"),
         ] {
             match MdsConfig::parse(text) {

@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-/// Epoch of a copyset as placement creates it.
-pub const INITIAL_EPOCH: Epoch = Epoch(1);
+/// Epoch of a copyset as placement creates it. A chunkserver's epoch is the raft log index
+/// of the membership entry in force, and a new group's first membership entry is at index
+/// 0, so a freshly created copyset reports epoch 0.
+pub const INITIAL_EPOCH: Epoch = Epoch(0);
 
 /// Copysets each chunkserver reported in its latest heartbeat since the MDS loaded.
 pub type Reported = BTreeMap<ChunkServerId, BTreeSet<GroupId>>;
@@ -151,9 +153,10 @@ pub fn plan(
             .peers
             .iter()
             .map(|p| {
-                topo.chunkservers
-                    .get(p)
-                    .map(|c| PeerAddr { id: *p, addr: c.addr })
+                topo.chunkservers.get(p).map(|c| PeerAddr {
+                    id: *p,
+                    addr: c.addr,
+                })
             })
             .collect();
         let Some(peers) = peers else {
@@ -176,8 +179,8 @@ pub fn plan(
             }
             out.missing.insert((rec.group, peer.id));
             let due = tracker.get(rec.group, peer.id).is_none_or(|a| {
-                now_ms >= a.at_ms.saturating_add(cfg.backoff_ms(a.failures))
-                    || now_ms < a.at_ms // the clock went back: don't wait forever
+                now_ms >= a.at_ms.saturating_add(cfg.backoff_ms(a.failures)) || now_ms < a.at_ms
+                // the clock went back: don't wait forever
             });
             if due {
                 out.due.push(CreateTask {

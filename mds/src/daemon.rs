@@ -5,8 +5,10 @@
 //! supervisor restarts it as a fresh standby (its in-memory state may be stale).
 
 use crate::config::MdsConfig;
+use crate::copyset_creator::CopysetCreator;
 use crate::election::{leader, Candidate, ElectionConfig, StepDownReason};
 use crate::error::{Error, Result};
+use crate::metrics::MdsMetrics;
 use crate::service::{system_now_ms, MdsService};
 use crate::state::MdsState;
 use crate::store::etcd::{connect, connect_streaming, EtcdStore};
@@ -15,7 +17,9 @@ use crate::store::MetaStore;
 use crate::topology::clustermap::ClusterMap;
 use crate::topology::OnlineState;
 use basalt_proto::hello::{Identity, Role};
-use basalt_transport::{TcpTransport, TransportOptions};
+use basalt_transport::metrics_http::MetricsServer;
+use basalt_transport::{ConnectionPool, TcpTransport, TransportOptions};
+use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,7 +79,20 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
     };
     let transport =
         TcpTransport::new(TransportOptions::new(identity).config(cfg.transport.clone()))?;
-    let service = MdsService::new(Some(advertise), Arc::new(system_now_ms));
+    let metrics = MdsMetrics::new();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    transport.metrics().register(&mut registry);
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => {
+            let m = MetricsServer::bind(addr, Arc::new(registry)).await?;
+            tracing::info!(addr = %m.local_addr(), "serving metrics");
+            Some(m)
+        }
+        None => None,
+    };
+    let service =
+        MdsService::with_metrics(Some(advertise), Arc::new(system_now_ms), metrics.clone());
     let server = transport.serve_listener(listener, service.router())?;
     if let Some(f) = &cfg.addr_file {
         std::fs::write(f, bound.to_string()).map_err(|source| Error::Io {
@@ -116,7 +133,11 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
         Arc::new(EtcdStore::new(client)),
         leadership.fence(),
     ));
-    let state = Arc::new(MdsState::load(store, cfg.state.clone(), system_now_ms()).await?);
+    let state = Arc::new(
+        MdsState::load(store, cfg.state.clone(), system_now_ms())
+            .await?
+            .with_metrics(metrics.clone()),
+    );
     if let Some(path) = &cfg.cluster_map {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             op: "read cluster-map",
@@ -127,6 +148,13 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
     }
     service.activate(state.clone(), leadership.leader_check());
     tracing::info!("MDS active");
+    let creator = CopysetCreator::new(
+        Arc::new(ConnectionPool::new(transport.clone())),
+        Arc::new(|a: SocketAddr| a),
+        cfg.copyset_create,
+        metrics.clone(),
+    );
+    let creator_task = tokio::spawn(creator.run(state.clone(), Arc::new(system_now_ms)));
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let exit = loop {
@@ -154,13 +182,16 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
                         break Exit::SteppedDown(StepDownReason::OtherLeader);
                     }
                 }
-                let ops = state.tick(system_now_ms()).await;
+                let now = system_now_ms();
+                let ops = state.tick(now).await;
                 if !ops.is_empty() {
                     tracing::debug!(n = ops.len(), "operators issued");
                 }
+                metrics.observe(&state.observe(now).await);
             }
         }
     };
+    creator_task.abort();
     server.shutdown().await;
     Ok(exit)
 }

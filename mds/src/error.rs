@@ -90,6 +90,9 @@ impl Error {
     pub fn to_wire(&self) -> MdsError {
         match self {
             Error::Request(e) => e.clone(),
+            Error::ClusterMap(e) => MdsError::InvalidTopology {
+                reason: e.to_string(),
+            },
             Error::Fenced | Error::LeadershipLost { .. } => MdsError::NotLeader { leader: None },
             _ => MdsError::StoreUnavailable,
         }

@@ -18,6 +18,7 @@
 //!
 //! The logic modules are sans-IO: pure functions over state and a time passed in.
 
+pub mod admin;
 pub mod config;
 pub mod copyset_creator;
 pub mod copyset_sync;

@@ -24,6 +24,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
+// Label-value enums below are written in lower case because the derive encodes the
+// variant name as the label value (`state="online"`), hence `non_camel_case_types`.
+
 /// Label: a chunkserver id (`cs7`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ChunkServerLabel {

@@ -7,14 +7,17 @@
 //! wire form ([`Error::to_wire`]).
 
 use crate::error::Error;
+use crate::metrics::MdsMetrics;
 use crate::state::MdsState;
 use basalt_proto::heartbeat::Heartbeat;
 use basalt_proto::mds::{
-    CloseVolume, CreateVolume, DeleteVolume, ExtendVolume, GetCopysets, GetMdsLeader, GetSegment,
-    ListOperators, ListVolumes, MdsLeader, OpenVolume, RefreshSession, RegisterChunkServer,
-    RenameVolume, StatVolume,
+    ApplyTopology, CloseVolume, ClusterStatus, CreateVolume, DeleteVolume, ExtendVolume,
+    GetCopysets, GetMdsLeader, GetSegment, GetTopology, ListChunkServers, ListCopysets,
+    ListOperators, ListVolumes, MdsLeader, MdsRemovePeer, MdsTransferLeader, OpenVolume,
+    RefreshSession, RegisterChunkServer, RenameVolume, StatVolume, TopologyMap,
 };
 use basalt_proto::status::MdsError;
+use basalt_proto::{Method, Rpc};
 use basalt_transport::Router;
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -38,6 +41,7 @@ struct Active {
 /// The service; shared by every connection's handlers.
 pub struct MdsService {
     own_addr: Option<SocketAddr>,
+    metrics: MdsMetrics,
     active: RwLock<Option<Active>>,
     leader_hint: RwLock<Option<SocketAddr>>,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
@@ -58,8 +62,19 @@ impl MdsService {
         own_addr: Option<SocketAddr>,
         clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     ) -> Arc<Self> {
+        Self::with_metrics(own_addr, clock, MdsMetrics::new())
+    }
+
+    /// A standby service counting requests and leadership into `metrics`.
+    pub fn with_metrics(
+        own_addr: Option<SocketAddr>,
+        clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+        metrics: MdsMetrics,
+    ) -> Arc<Self> {
+        metrics.leader.set(0);
         Arc::new(Self {
             own_addr,
+            metrics,
             active: RwLock::new(None),
             leader_hint: RwLock::new(None),
             clock,
@@ -72,11 +87,13 @@ impl MdsService {
             state,
             still_leader,
         });
+        self.metrics.leader.set(1);
     }
 
     /// Stop serving (stepped down).
     pub fn deactivate(&self) {
         *self.active.write() = None;
+        self.metrics.leader.set(0);
     }
 
     /// Where standbys send clients.
@@ -108,6 +125,7 @@ impl MdsService {
                 let svc = self.clone();
                 $router.route::<$req, _, _>(move |$r: $req, _payload, _group, _cx| {
                     let svc = svc.clone();
+                    svc.metrics.rpc(<$req as Rpc>::METHOD);
                     async move {
                         let reply = match svc.state() {
                             Err(e) => Err(e),
@@ -164,9 +182,32 @@ impl MdsService {
         let r = rpc!(r, ListOperators, |st, _req, now| Ok(st
             .list_operators(now)
             .await));
+        let own_addr = self.own_addr;
+        let r = rpc!(r, ClusterStatus, |st, _req, _now| Ok(st
+            .cluster_status(own_addr)
+            .await));
+        let r = rpc!(r, ListChunkServers, |st, _req, _now| Ok(st
+            .list_chunkservers()
+            .await));
+        let r = rpc!(r, GetTopology, |st, _req, _now| Ok(TopologyMap {
+            toml: st.topology_toml().await
+        }));
+        let r = rpc!(r, ApplyTopology, |st, req, _now| st
+            .apply_topology(&req.toml)
+            .await);
+        let r = rpc!(r, ListCopysets, |st, req, _now| st
+            .list_copysets(req.pool)
+            .await);
+        let r = rpc!(r, MdsTransferLeader, |st, req, now| st
+            .transfer_leader(req.group, req.to, now)
+            .await);
+        let r = rpc!(r, MdsRemovePeer, |st, req, now| st
+            .remove_peer(req.group, req.peer, now)
+            .await);
         let svc = self.clone();
         r.route::<GetMdsLeader, _, _>(move |_req, _p, _g, _cx| {
             let svc = svc.clone();
+            svc.metrics.rpc(Method::GetMdsLeader);
             async move {
                 let is_leader = svc.is_active();
                 let leader = if is_leader {

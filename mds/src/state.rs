@@ -11,28 +11,35 @@
 //! heartbeats; after a load every chunkserver starts as just seen), leader hints, and
 //! pending operators (recomputed by the scheduler).
 
+use crate::admin;
 use crate::copyset_sync::{self, CreateConfig, CreateTracker, Reported};
 use crate::error::{Error, Result};
 use crate::heartbeat;
 use crate::keys;
+use crate::metrics::{MdsMetrics, Observation, OperatorEvent};
 use crate::namespace::Namespace;
 use crate::placement::{place, PlacementRequest};
-use crate::scheduler::{schedule, OperatorSet, SchedulerConfig};
+use crate::scheduler::Reconciled;
+use crate::scheduler::{schedule, OperatorSet, PendingOp, SchedulerConfig};
 use crate::store::{list_all, next_ids, Compare, MetaStore, Op, Txn, MAX_TXN_OPS};
 use crate::topology::clustermap::{diff, ClusterMap, TopologyDiff};
 use crate::topology::liveness::{self, LivenessConfig};
 use crate::topology::registration::register;
 use crate::topology::{ChunkServer, CopysetRecord, LogicalPool, OnlineState, Topology};
 use basalt_proto::heartbeat::{Heartbeat, HeartbeatReply, Operator};
-use basalt_proto::ids::{ChunkId, CopysetId, GroupId, LogicalPoolId, VolumeId, CHUNKS_PER_SEGMENT};
+use basalt_proto::ids::{
+    ChunkId, ChunkServerId, CopysetId, GroupId, LogicalPoolId, VolumeId, CHUNKS_PER_SEGMENT,
+};
 use basalt_proto::mds::{
-    CopysetInfo, CreateVolume, GetSegment, OpenVolume, Opened, OperatorState, RegisterChunkServer,
-    Registered, SegmentInfo, VolumeInfo,
+    ChunkServerSummary, ClusterStatusReply, CopysetInfo, CopysetSummary, CreateVolume, GetSegment,
+    OpenVolume, Opened, OperatorState, RegisterChunkServer, Registered, SegmentInfo,
+    TopologyChanges, VolumeInfo,
 };
 use basalt_proto::status::{MdsError, PeerAddr};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -90,6 +97,7 @@ pub struct MdsState {
     store: Arc<dyn MetaStore>,
     cfg: StateConfig,
     inner: Mutex<Inner>,
+    metrics: MdsMetrics,
 }
 
 impl std::fmt::Debug for MdsState {
@@ -205,7 +213,21 @@ impl MdsState {
                 reported: Reported::new(),
             }),
             cfg,
+            metrics: MdsMetrics::new(),
         })
+    }
+
+    /// Count operator events into `metrics` (shared with the service and daemon).
+    pub fn with_metrics(mut self, metrics: MdsMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn count_reconciled(&self, r: &Reconciled) {
+        self.metrics
+            .operators(OperatorEvent::completed, r.completed.len());
+        self.metrics
+            .operators(OperatorEvent::timed_out, r.timed_out.len());
     }
 
     /// Write a transaction; a failed compare is contention on the first guarded key.
@@ -386,13 +408,13 @@ impl MdsState {
                 return Err(e);
             }
         }
-        inner.reported.insert(
-            hb.id,
-            hb.copysets.iter().map(|r| r.group).collect(),
-        );
         inner
+            .reported
+            .insert(hb.id, hb.copysets.iter().map(|r| r.group).collect());
+        let r = inner
             .ops
             .reconcile(&inner.topo, now_ms, &self.cfg.scheduler);
+        self.count_reconciled(&r);
         let strays = out
             .strays
             .into_iter()
@@ -410,10 +432,12 @@ impl MdsState {
         let mut g = self.inner.lock().await;
         let inner = &mut *g;
         liveness::refresh(&mut inner.topo, now_ms, &self.cfg.liveness);
-        inner
+        let r = inner
             .ops
             .reconcile(&inner.topo, now_ms, &self.cfg.scheduler);
+        self.count_reconciled(&r);
         let new = schedule(&inner.topo, &inner.ops, now_ms, &self.cfg.scheduler);
+        self.metrics.operators(OperatorEvent::issued, new.len());
         let out = new.iter().map(|p| p.op).collect();
         inner.ops.extend(new);
         out
@@ -428,6 +452,89 @@ impl MdsState {
     ) -> copyset_sync::Plan {
         let g = self.inner.lock().await;
         copyset_sync::plan(&g.topo, &g.reported, tracker, now_ms, cfg)
+    }
+
+    /// Snapshot for the metrics' gauges.
+    pub async fn observe(&self, now_ms: u64) -> Observation {
+        let g = self.inner.lock().await;
+        admin::observe(&g.topo, g.ops.len(), now_ms)
+    }
+
+    /// Cluster status; `active_mds` is this MDS's advertised address.
+    pub async fn cluster_status(&self, active_mds: Option<SocketAddr>) -> ClusterStatusReply {
+        let g = self.inner.lock().await;
+        admin::cluster_status(&g.topo, g.ops.len(), active_mds)
+    }
+
+    /// Every chunkserver.
+    pub async fn list_chunkservers(&self) -> Vec<ChunkServerSummary> {
+        admin::list_chunkservers(&self.inner.lock().await.topo)
+    }
+
+    /// The copysets of a logical pool.
+    pub async fn list_copysets(&self, pool: LogicalPoolId) -> Result<Vec<CopysetSummary>> {
+        admin::list_copysets(&self.inner.lock().await.topo, pool).map_err(refused)
+    }
+
+    /// The topology as cluster map TOML.
+    pub async fn topology_toml(&self) -> String {
+        admin::render_cluster_map(&admin::to_cluster_map(&self.inner.lock().await.topo))
+    }
+
+    /// Parse and apply cluster map TOML; returns what was added.
+    pub async fn apply_topology(&self, text: &str) -> Result<TopologyChanges> {
+        let map = ClusterMap::parse(text)?;
+        let d = self.apply_cluster_map(&map).await?;
+        if !d.is_empty() {
+            tracing::info!(?d, "cluster map applied");
+        }
+        Ok(admin::changes(&d))
+    }
+
+    /// Queue an operator planned by `plan` after dropping finished ones.
+    async fn queue_admin_op(
+        &self,
+        now_ms: u64,
+        plan: impl FnOnce(&Topology, &OperatorSet) -> std::result::Result<PendingOp, MdsError>,
+    ) -> Result<Operator> {
+        let mut g = self.inner.lock().await;
+        let inner = &mut *g;
+        let r = inner
+            .ops
+            .reconcile(&inner.topo, now_ms, &self.cfg.scheduler);
+        self.count_reconciled(&r);
+        let p = plan(&inner.topo, &inner.ops).map_err(refused)?;
+        let op = p.op;
+        inner.ops.extend([p]);
+        self.metrics.operators(OperatorEvent::issued, 1);
+        tracing::info!(group = %op.group, kind = ?op.kind, "admin operator queued");
+        Ok(op)
+    }
+
+    /// Queue a leader transfer for the copyset leader's next heartbeat.
+    pub async fn transfer_leader(
+        &self,
+        group: GroupId,
+        to: ChunkServerId,
+        now_ms: u64,
+    ) -> Result<Operator> {
+        self.queue_admin_op(now_ms, |t, o| {
+            admin::plan_transfer_leader(t, o, group, to, now_ms)
+        })
+        .await
+    }
+
+    /// Queue the removal of a peer for the copyset leader's next heartbeat.
+    pub async fn remove_peer(
+        &self,
+        group: GroupId,
+        peer: ChunkServerId,
+        now_ms: u64,
+    ) -> Result<Operator> {
+        self.queue_admin_op(now_ms, |t, o| {
+            admin::plan_remove_peer(t, o, group, peer, now_ms)
+        })
+        .await
     }
 
     /// Pending operators.

@@ -76,7 +76,7 @@ async fn heartbeat(
             .iter()
             .map(|g| CopysetReport {
                 group: *g,
-                epoch: Epoch(1),
+                epoch: basalt_mds::copyset_sync::INITIAL_EPOCH,
                 leader: None,
                 peers: vec![],
                 conf_change: None,
@@ -124,9 +124,16 @@ async fn creates_every_replica_with_retries_and_backoff() {
         let mut handles = Vec::new();
         for (id, _, addr, fake) in &nodes[..2] {
             let ep = net
-                .endpoint(&id.to_string(), TransportOptions::new(ident("cs", Role::ChunkServer)))
+                .endpoint(
+                    &id.to_string(),
+                    TransportOptions::new(ident("cs", Role::ChunkServer)),
+                )
                 .unwrap();
-            handles.push(ep.serve(&addr.to_string(), router(fake.clone())).await.unwrap());
+            handles.push(
+                ep.serve(&addr.to_string(), router(fake.clone()))
+                    .await
+                    .unwrap(),
+            );
         }
         let mds_ep = net
             .endpoint("mds", TransportOptions::new(ident("mds", Role::Mds)))
@@ -151,7 +158,8 @@ async fn creates_every_replica_with_retries_and_backoff() {
         assert_eq!((r.ok, r.failed, r.missing), (0, 0, 0));
 
         for (id, token, addr, fake) in &nodes {
-            heartbeat(&st, *id, token, *addr, &fake.held.lock().clone(), 20).await;
+            let held = fake.held.lock().clone();
+            heartbeat(&st, *id, token, *addr, &held, 20).await;
         }
         let r = creator.run_once(&st, 30).await;
         // 4 copysets × 3 peers; cs2's 4 calls: 2 refused; cs3's 4 calls: unreachable.
@@ -169,13 +177,21 @@ async fn creates_every_replica_with_retries_and_backoff() {
         // cs3 comes up; heartbeats report what the fakes hold.
         let (id3, _, addr3, fake3) = &nodes[2];
         let ep = net
-            .endpoint(&id3.to_string(), TransportOptions::new(ident("cs", Role::ChunkServer)))
+            .endpoint(
+                &id3.to_string(),
+                TransportOptions::new(ident("cs", Role::ChunkServer)),
+            )
             .unwrap();
-        handles.push(ep.serve(&addr3.to_string(), router(fake3.clone())).await.unwrap());
+        handles.push(
+            ep.serve(&addr3.to_string(), router(fake3.clone()))
+                .await
+                .unwrap(),
+        );
         let mut now = 1_000;
         loop {
             for (id, token, addr, fake) in &nodes {
-                heartbeat(&st, *id, token, *addr, &fake.held.lock().clone(), now).await;
+                let held = fake.held.lock().clone();
+                heartbeat(&st, *id, token, *addr, &held, now).await;
             }
             let r = creator.run_once(&st, now).await;
             if r.missing == 0 {
@@ -183,6 +199,10 @@ async fn creates_every_replica_with_retries_and_backoff() {
             }
             now += 1_000;
             assert!(now < 60_000, "replicas still missing: {r:?}");
+            // The pool backs off re-dials on the real clock (up to 1 s after failures).
+            if r.failed > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         // Every peer got its copysets with the full peer list, and nothing else.
         for (id, _, _, fake) in &nodes {

@@ -48,6 +48,13 @@ pub enum ProtoError {
         /// The flags byte.
         flags: u8,
     },
+    /// The reserved header bytes are not zero (a sender from a future protocol, or garbage
+    /// that happens to carry a valid checksum).
+    #[error("reserved frame header bytes are {value:#06x}, must be 0")]
+    ReservedNotZero {
+        /// The reserved field as found.
+        value: u16,
+    },
     /// The encoded header is longer than the configured limit.
     #[error("encoded header too long: {len} bytes > limit {limit}")]
     HeaderTooLong {

@@ -171,6 +171,10 @@ impl FrameHeader {
         let kind = FrameKind::from_u8(b[6])?;
         let flags = FrameFlags::from_bits(b[7]).ok_or(ProtoError::UnknownFlags { flags: b[7] })?;
         let method = u16::from_le_bytes(b[8..10].try_into().expect("2 bytes"));
+        let reserved = u16::from_le_bytes(b[10..12].try_into().expect("2 bytes"));
+        if reserved != 0 {
+            return Err(ProtoError::ReservedNotZero { value: reserved });
+        }
         let header_len = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes"));
         let payload_len = u32::from_le_bytes(b[16..20].try_into().expect("4 bytes"));
         if header_len > limits.max_header_len {
@@ -291,6 +295,18 @@ mod tests {
                 ours: PROTOCOL_VERSION,
                 theirs: 99
             })
+        );
+    }
+
+    #[test]
+    fn reserved_bytes_must_be_zero_even_with_a_valid_checksum() {
+        let mut b = sample().encode();
+        b[10] = 1;
+        let crc = crc32c::crc32c(&b[0..36]);
+        b[36..40].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            FrameHeader::decode(&b, &Limits::DEFAULT),
+            Err(ProtoError::ReservedNotZero { value: 1 })
         );
     }
 

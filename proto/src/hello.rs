@@ -126,6 +126,51 @@ impl Rpc for Hello {
     type Reply = HelloReply;
 }
 
+/// Length of an authentication nonce and of an HMAC-SHA256 proof.
+pub const AUTH_LEN: usize = 32;
+
+/// Cluster authentication, first step: carried as the *payload* of the dialler's
+/// [`Hello`] frame when it sets [`Features::AUTH`] (the payload keeps [`Hello`]'s
+/// encoding unchanged for peers without a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthChallenge {
+    /// The dialler's fresh random nonce.
+    pub nonce: [u8; AUTH_LEN],
+}
+
+/// Cluster authentication, second step: the payload of the acceptor's
+/// [`HelloReply::Accepted`] frame when it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthAnswer {
+    /// The acceptor's fresh random nonce.
+    pub nonce: [u8; AUTH_LEN],
+    /// The acceptor's HMAC over the hello transcript and both nonces.
+    pub proof: [u8; AUTH_LEN],
+}
+
+/// Cluster authentication, third step: the dialler's proof over the same transcript,
+/// sent only after it verified the acceptor's. No request is served before the acceptor
+/// answers it with [`HelloVerdict::Accepted`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloProof {
+    /// The dialler's HMAC over the hello transcript and both nonces.
+    pub proof: [u8; AUTH_LEN],
+}
+
+/// The acceptor's answer to [`HelloProof`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloVerdict {
+    /// The dialler is authenticated; the connection is open.
+    Accepted,
+    /// The proof did not verify; the acceptor closes after sending this.
+    Refused(HelloRefusal),
+}
+
+impl Rpc for HelloProof {
+    const METHOD: Method = Method::HelloProof;
+    type Reply = HelloVerdict;
+}
+
 /// Liveness probe; also the confirmation that a fresh UCX endpoint works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ping {

@@ -286,3 +286,271 @@ impl Rpc for ListOperators {
     const METHOD: Method = Method::ListOperators;
     type Reply = Result<Vec<OperatorState>, MdsError>;
 }
+
+// --- administration (CLI) ---
+
+/// Liveness of a chunkserver as the MDS sees it (from heartbeat age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChunkServerState {
+    /// Heartbeats arrive.
+    Online,
+    /// Heartbeats missed for a while: no new placement on it.
+    Unstable,
+    /// Gone long enough that its copysets are recovered elsewhere.
+    Offline,
+}
+
+/// Health of a copyset as the MDS sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CopysetHealth {
+    /// Every peer online and an online leader known.
+    Healthy,
+    /// An online leader known, but some peer is not online.
+    Degraded,
+    /// No online leader known (none reported yet, or it is not online).
+    Leaderless,
+}
+
+/// Cluster health summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {}
+
+/// Answer to [`ClusterStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatusReply {
+    /// The active MDS's address (the one answering).
+    pub active_mds: Option<SocketAddr>,
+    /// Chunkservers online.
+    pub chunkservers_online: u32,
+    /// Chunkservers unstable.
+    pub chunkservers_unstable: u32,
+    /// Chunkservers offline.
+    pub chunkservers_offline: u32,
+    /// Copysets healthy.
+    pub copysets_healthy: u64,
+    /// Copysets degraded.
+    pub copysets_degraded: u64,
+    /// Copysets without a known online leader.
+    pub copysets_leaderless: u64,
+    /// Bytes used over every chunkserver's disk (latest heartbeats).
+    pub used_bytes: u64,
+    /// Bytes of every chunkserver's disk.
+    pub total_bytes: u64,
+    /// Operators in flight.
+    pub operators_pending: u32,
+}
+
+impl Rpc for ClusterStatus {
+    const METHOD: Method = Method::ClusterStatus;
+    type Reply = Result<ClusterStatusReply, MdsError>;
+}
+
+/// List chunkservers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListChunkServers {}
+
+/// One chunkserver in [`ListChunkServers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkServerSummary {
+    /// Id.
+    pub id: ChunkServerId,
+    /// Server (host) name.
+    pub server: String,
+    /// Zone name.
+    pub zone: String,
+    /// Service address.
+    pub addr: SocketAddr,
+    /// Liveness.
+    pub state: ChunkServerState,
+    /// Copysets it is a peer of.
+    pub copysets: u32,
+    /// Copysets it leads (latest heartbeats).
+    pub leaders: u32,
+    /// Capacity and usage from its latest heartbeat.
+    pub disk: DiskStats,
+}
+
+impl Rpc for ListChunkServers {
+    const METHOD: Method = Method::ListChunkServers;
+    type Reply = Result<Vec<ChunkServerSummary>, MdsError>;
+}
+
+/// Read the topology as cluster map TOML (the format of the MDS's `cluster-map` file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTopology {}
+
+/// A cluster map as TOML text (see `docs/mds.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyMap {
+    /// The TOML text.
+    pub toml: String,
+}
+
+impl Rpc for GetTopology {
+    const METHOD: Method = Method::GetTopology;
+    type Reply = Result<TopologyMap, MdsError>;
+}
+
+/// Apply a cluster map (TOML text). Idempotent: entries already present are left alone,
+/// nothing is removed; a map that does not validate or would move an existing entry is
+/// refused with [`MdsError::InvalidTopology`] naming the entry, and nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyTopology {
+    /// The TOML text.
+    pub toml: String,
+}
+
+/// What [`ApplyTopology`] added, by name (all empty: nothing changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyChanges {
+    /// New physical pools.
+    pub physical_pools: Vec<String>,
+    /// New zones.
+    pub zones: Vec<String>,
+    /// New servers.
+    pub servers: Vec<String>,
+    /// New logical pools.
+    pub logical_pools: Vec<String>,
+}
+
+impl Rpc for ApplyTopology {
+    const METHOD: Method = Method::ApplyTopology;
+    type Reply = Result<TopologyChanges, MdsError>;
+}
+
+/// List the copysets of a logical pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCopysets {
+    /// The logical pool.
+    pub pool: LogicalPoolId,
+}
+
+/// One copyset in [`ListCopysets`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopysetSummary {
+    /// The copyset.
+    pub group: GroupId,
+    /// Epoch.
+    pub epoch: Epoch,
+    /// Voters.
+    pub peers: Vec<ChunkServerId>,
+    /// Leader from the latest heartbeats.
+    pub leader: Option<ChunkServerId>,
+    /// Health.
+    pub health: CopysetHealth,
+}
+
+impl Rpc for ListCopysets {
+    const METHOD: Method = Method::ListCopysets;
+    type Reply = Result<Vec<CopysetSummary>, MdsError>;
+}
+
+/// Queue a leader transfer: the copyset's leader gets it in its next heartbeat reply.
+/// Refused when the copyset or a chunkserver involved already has an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdsTransferLeader {
+    /// The copyset.
+    pub group: GroupId,
+    /// The new leader (a voter of the copyset).
+    pub to: ChunkServerId,
+}
+
+impl Rpc for MdsTransferLeader {
+    const METHOD: Method = Method::MdsTransferLeader;
+    /// The queued operator.
+    type Reply = Result<Operator, MdsError>;
+}
+
+/// Queue the removal of a peer from a copyset (the leader gets it in its next heartbeat
+/// reply). Refused when the copyset or its leader already has an operator, or when the
+/// peer is the copyset's only voter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdsRemovePeer {
+    /// The copyset.
+    pub group: GroupId,
+    /// The voter to remove.
+    pub peer: ChunkServerId,
+}
+
+impl Rpc for MdsRemovePeer {
+    const METHOD: Method = Method::MdsRemovePeer;
+    /// The queued operator.
+    type Reply = Result<Operator, MdsError>;
+}
+
+#[cfg(test)]
+mod admin_tests {
+    use super::*;
+    use crate::codec;
+    use crate::status::OperatorRefusal;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+        assert_eq!(codec::decode::<T>(&codec::encode(&v).unwrap()).unwrap(), v);
+    }
+
+    #[test]
+    fn admin_messages_round_trip() {
+        let addr: SocketAddr = "10.0.0.1:8100".parse().unwrap();
+        round_trip(ClusterStatusReply {
+            active_mds: Some(addr),
+            chunkservers_online: 3,
+            chunkservers_unstable: 1,
+            chunkservers_offline: 0,
+            copysets_healthy: 100,
+            copysets_degraded: 2,
+            copysets_leaderless: 1,
+            used_bytes: 1 << 40,
+            total_bytes: 1 << 42,
+            operators_pending: 4,
+        });
+        round_trip(vec![ChunkServerSummary {
+            id: ChunkServerId(7),
+            server: "h1".into(),
+            zone: "z1".into(),
+            addr,
+            state: ChunkServerState::Unstable,
+            copysets: 30,
+            leaders: 10,
+            disk: DiskStats::default(),
+        }]);
+        round_trip(vec![CopysetSummary {
+            group: GroupId(1 << 32 | 5),
+            epoch: Epoch(3),
+            peers: vec![ChunkServerId(1), ChunkServerId(2)],
+            leader: None,
+            health: CopysetHealth::Leaderless,
+        }]);
+        round_trip(TopologyChanges {
+            servers: vec!["h4".into()],
+            ..Default::default()
+        });
+        round_trip(ApplyTopology {
+            toml: "[[physical-pool]]\nname = \"p\"\n".into(),
+        });
+        round_trip(MdsTransferLeader {
+            group: GroupId(9),
+            to: ChunkServerId(2),
+        });
+        let r: Result<Operator, MdsError> = Err(MdsError::OperatorRefused {
+            group: GroupId(9),
+            reason: OperatorRefusal::RemoveLeader,
+        });
+        round_trip(r);
+    }
+
+    #[test]
+    fn existing_error_encodings_unchanged() {
+        // New variants are appended: the variant indices of the older ones stay put.
+        assert_eq!(
+            codec::encode(&MdsError::OperatorPending { group: GroupId(1) }).unwrap(),
+            vec![16, 1]
+        );
+        assert_eq!(
+            codec::encode(&MdsError::PoolNotFound {
+                pool: LogicalPoolId(1)
+            })
+            .unwrap(),
+            vec![17, 1]
+        );
+    }
+}

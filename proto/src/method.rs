@@ -44,6 +44,9 @@ methods! {
     Echo = 3,
     /// A side announces it is moving traffic off UCX back to TCP (one-way).
     UcxFallback = 4,
+    /// Third hello frame when both sides authenticate: the dialler's proof of the
+    /// cluster secret over both nonces (see [`crate::hello::HelloProof`]).
+    HelloProof = 5,
 
     // --- chunk service (100..199) ---
     /// Write a range of a chunk.

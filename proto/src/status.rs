@@ -1,6 +1,6 @@
 //! Typed errors carried in replies. Ids are fields, never formatted into strings.
 
-use crate::ids::{ChunkId, ChunkServerId, Epoch, GroupId, VolumeId};
+use crate::ids::{ChunkId, ChunkServerId, Epoch, GroupId, LogicalPoolId, VolumeId};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -184,4 +184,51 @@ pub enum MdsError {
         /// The group.
         group: GroupId,
     },
+    /// No such logical pool.
+    #[error("logical pool {pool} not found")]
+    PoolNotFound {
+        /// The pool asked for.
+        pool: LogicalPoolId,
+    },
+    /// The chunkserver is not a voter of the copyset (transfer target, peer to remove).
+    #[error("{group}: {chunkserver} is not a peer")]
+    NotAPeer {
+        /// The group.
+        group: GroupId,
+        /// The chunkserver named.
+        chunkserver: ChunkServerId,
+    },
+    /// The copyset has no known online leader to carry out an operator.
+    #[error("{group}: no online leader known")]
+    LeaderUnknown {
+        /// The group.
+        group: GroupId,
+    },
+    /// The chunkserver already takes part in another operator (one at a time).
+    #[error("chunkserver {id} busy with another operator")]
+    ChunkServerBusy {
+        /// The chunkserver.
+        id: ChunkServerId,
+    },
+    /// The request would leave the copyset without voters or is otherwise unusable.
+    #[error("{group}: refused: {reason:?}")]
+    OperatorRefused {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        reason: OperatorRefusal,
+    },
+}
+
+/// Why an admin operator request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperatorRefusal {
+    /// The leader is already the transfer target.
+    AlreadyLeader,
+    /// Removing the peer would leave no voter.
+    LastPeer,
+    /// The peer to remove is the leader: transfer leadership first.
+    RemoveLeader,
+    /// The transfer target is not online.
+    TargetNotOnline,
 }

@@ -2,7 +2,9 @@
 //! if that was intended, bump `PROTOCOL_VERSION`, regenerate with
 //! `cargo run -p basalt-proto --example dump_golden`, and review the bytes by eye.
 
-use basalt_proto::{chunk::*, codec, hello::*, ids::*, status::*, FrameHeader, FrameKind, Limits};
+use basalt_proto::{
+    chunk::*, codec, hello::*, ids::*, status::*, FrameHeader, FrameKind, Limits, Method,
+};
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -78,4 +80,36 @@ fn hello_bytes() {
     let golden = unhex("010100000163000102aabb07");
     assert_eq!(codec::encode(&hello).unwrap(), golden);
     assert_eq!(codec::decode::<Hello>(&golden).unwrap(), hello);
+}
+
+/// The cluster-authentication messages (added with the HMAC hello; `Hello` itself is
+/// unchanged, its golden bytes above still hold).
+#[test]
+fn auth_bytes() {
+    let challenge = AuthChallenge { nonce: [0x11; 32] };
+    let golden = unhex(&"11".repeat(32));
+    assert_eq!(codec::encode(&challenge).unwrap(), golden);
+    assert_eq!(codec::decode::<AuthChallenge>(&golden).unwrap(), challenge);
+
+    let answer = AuthAnswer {
+        nonce: [0x22; 32],
+        proof: [0x33; 32],
+    };
+    let golden = unhex(&format!("{}{}", "22".repeat(32), "33".repeat(32)));
+    assert_eq!(codec::encode(&answer).unwrap(), golden);
+    assert_eq!(codec::decode::<AuthAnswer>(&golden).unwrap(), answer);
+
+    let proof = HelloProof { proof: [0x44; 32] };
+    let golden = unhex(&"44".repeat(32));
+    assert_eq!(codec::encode(&proof).unwrap(), golden);
+    assert_eq!(codec::decode::<HelloProof>(&golden).unwrap(), proof);
+
+    assert_eq!(codec::encode(&HelloVerdict::Accepted).unwrap(), unhex("00"));
+    let refused = HelloVerdict::Refused(HelloRefusal::AuthFailed);
+    assert_eq!(codec::encode(&refused).unwrap(), unhex("0103"));
+    assert_eq!(
+        codec::decode::<HelloVerdict>(&unhex("0103")).unwrap(),
+        refused
+    );
+    assert_eq!(Method::HelloProof as u16, 5);
 }

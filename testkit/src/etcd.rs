@@ -71,6 +71,24 @@ fn free_port() -> Result<u16, EtcdError> {
     }
 }
 
+/// Whether the etcd with client port `port` on loopback answers `GET /health` with
+/// `"health":"true"`.
+pub fn health_check(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+    let req =
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.contains("\"health\":\"true\"")
+}
+
 impl EtcdProcess {
     /// Start a fresh etcd on free loopback ports with a temp data dir; waits until healthy.
     pub fn start() -> Result<Self, EtcdError> {
@@ -173,21 +191,7 @@ impl EtcdProcess {
 
     /// Whether `GET /health` answers `"health":"true"`.
     pub fn healthy(&self) -> bool {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
-        let req = format!(
-            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.client_port
-        );
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.contains("\"health\":\"true\"")
+        health_check(self.client_port)
     }
 
     fn log_tail(&self) -> String {

@@ -1,9 +1,15 @@
-//! Basalt's test kit: real processes and wait helpers for integration tests.
+//! Basalt's test kit: real processes and wait helpers for integration tests, and the
+//! multi-process dev cluster behind `basalt dev-cluster`.
 //!
-//! Never a dependency of product crates (only `[dev-dependencies]`).
+//! Never a dependency of product crates (only `[dev-dependencies]`, plus the CLI's
+//! `dev-cluster` developer tool).
 //!
 //! - [`etcd`]: a real single-node etcd on free loopback ports with a temp data dir.
+//! - [`cluster`]: etcd + MDSs + chunkservers as detached processes tracked in a state dir
+//!   ([`DevCluster`]).
 
+pub mod cluster;
 pub mod etcd;
 
+pub use cluster::{ClusterError, ClusterSpec, DevCluster};
 pub use etcd::{EtcdError, EtcdProcess};

@@ -1,6 +1,7 @@
 //! Transport tunables (a section of every daemon's TOML config) and the per-process
 //! options that are not configuration (identity, fast-path provider, hooks).
 
+use crate::auth::secret::ClusterSecret;
 use crate::error::TransportError;
 use crate::fastpath::FastPathProvider;
 use crate::hello_hook::HelloHook;
@@ -8,6 +9,8 @@ use crate::metrics::TransportMetrics;
 use basalt_proto::hello::{Features, Identity, Role};
 use basalt_proto::Limits;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +51,17 @@ pub struct TransportConfig {
     pub fast_path_ping_timeout_ms: u64,
     /// How long a server's graceful shutdown waits for in-flight handlers.
     pub shutdown_grace_ms: u64,
+    /// The cluster secret file (hex, mode 0600; `basalt cluster init` writes one). When
+    /// set, every connection authenticates both ways in its hello and peers without the
+    /// secret are refused. When absent, nothing is authenticated (a warning says so).
+    pub auth_secret_file: Option<PathBuf>,
+    /// TCP keepalive: probes start after this long without traffic (then every 10 s, 3
+    /// probes), so a vanished host is noticed even on a quiet connection. 0 = off.
+    pub tcp_keepalive_ms: u64,
+    /// Close a TCP connection on which no whole frame arrived for this long while no call
+    /// was pending and no request was being handled (a silent peer, or one stalled in the
+    /// middle of a frame). 0 = never.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for TransportConfig {
@@ -63,6 +77,9 @@ impl Default for TransportConfig {
             fast_path_connect_timeout_ms: 1_000,
             fast_path_ping_timeout_ms: 1_000,
             shutdown_grace_ms: 5_000,
+            auth_secret_file: None,
+            tcp_keepalive_ms: 30_000,
+            idle_timeout_ms: 0,
         }
     }
 }
@@ -88,6 +105,12 @@ impl TransportConfig {
             self.fast_path_connect_timeout_ms,
         )?;
         positive("fast-path-ping-timeout-ms", self.fast_path_ping_timeout_ms)?;
+        if self.tcp_keepalive_ms != 0 && self.tcp_keepalive_ms < 1_000 {
+            return Err(TransportError::Config {
+                field: "tcp-keepalive-ms",
+                reason: "0 (off) or at least 1000 (the kernel counts whole seconds)".into(),
+            });
+        }
         if self.max_header_len < 1024 {
             return Err(TransportError::Config {
                 field: "max-header-len",
@@ -126,6 +149,12 @@ impl TransportConfig {
     pub(crate) fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+    pub(crate) fn tcp_keepalive(&self) -> Option<Duration> {
+        (self.tcp_keepalive_ms > 0).then(|| Duration::from_millis(self.tcp_keepalive_ms))
+    }
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
 }
 
 /// Everything a transport endpoint (one per process, or per test node) is built from.
@@ -137,6 +166,7 @@ pub struct TransportOptions {
     pub(crate) accepted_roles: Option<Vec<Role>>,
     pub(crate) fast_path: Option<Arc<dyn FastPathProvider>>,
     pub(crate) hook: Option<Arc<dyn HelloHook>>,
+    pub(crate) secret: Option<Arc<ClusterSecret>>,
     pub(crate) metrics: TransportMetrics,
     pub(crate) protocol_version: u16,
 }
@@ -148,6 +178,7 @@ impl std::fmt::Debug for TransportOptions {
             .field("identity", &self.identity)
             .field("features", &self.features)
             .field("fast_path", &self.fast_path.as_ref().map(|p| p.name()))
+            .field("authenticates", &self.secret.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +193,7 @@ impl TransportOptions {
             accepted_roles: None,
             fast_path: None,
             hook: None,
+            secret: None,
             metrics: TransportMetrics::new(),
             protocol_version: basalt_proto::PROTOCOL_VERSION,
         }
@@ -175,7 +207,8 @@ impl TransportOptions {
 
     /// Features offered besides the fast path (default: coalesced heartbeats).
     pub fn features(mut self, features: Features) -> Self {
-        self.features = features - Features::UCX;
+        // UCX and AUTH follow from the provider and the secret
+        self.features = features - Features::UCX - Features::AUTH;
         self
     }
 
@@ -191,7 +224,21 @@ impl TransportOptions {
         self
     }
 
-    /// Plug a hello hook (authentication, issue 8).
+    /// Authenticate every connection with this cluster secret (instead of loading
+    /// `auth-secret-file` from the configuration).
+    pub fn cluster_secret(mut self, secret: ClusterSecret) -> Self {
+        self.secret = Some(Arc::new(secret));
+        self
+    }
+
+    /// Whether connections of this endpoint authenticate (a secret was given or the
+    /// configured file was loaded).
+    pub fn authenticates(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// Plug a hello hook (extra policy on identities; authentication itself is the
+    /// cluster secret's job).
     pub fn hello_hook(mut self, hook: Arc<dyn HelloHook>) -> Self {
         self.hook = Some(hook);
         self
@@ -211,8 +258,26 @@ impl TransportOptions {
         self
     }
 
-    pub(crate) fn validated(self) -> Result<Self, TransportError> {
+    /// Validate the configuration and load the cluster secret file it names (unless a
+    /// secret was given with [`Self::cluster_secret`]). Without a secret, warns once per
+    /// process that connections are not authenticated.
+    pub(crate) fn validated(mut self) -> Result<Self, TransportError> {
         self.config.validate()?;
+        if self.secret.is_none() {
+            if let Some(path) = &self.config.auth_secret_file {
+                self.secret = Some(Arc::new(ClusterSecret::load(path)?));
+                tracing::info!(path = %path.display(), "cluster authentication on");
+            }
+        }
+        if self.secret.is_none() {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "no auth-secret-file configured: connections are NOT authenticated; \
+                     anyone who can reach this process's ports can talk to it"
+                );
+            }
+        }
         Ok(self)
     }
 }
@@ -244,5 +309,36 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.fast_path, FastPathMode::Auto);
         assert!(toml::from_str::<TransportConfig>("bogus-key = 1").is_err());
+        assert_eq!(c.auth_secret_file, None);
+        let c: TransportConfig = toml::from_str("auth-secret-file = \"/etc/s\"").unwrap();
+        assert_eq!(c.auth_secret_file, Some(PathBuf::from("/etc/s")));
+    }
+
+    #[test]
+    fn configured_secret_file_is_loaded_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let id = Identity {
+            role: Role::Tool,
+            chunkserver: None,
+            name: "t".into(),
+            cluster: String::new(),
+        };
+        let with_file = |p: &std::path::Path| {
+            TransportOptions::new(id.clone()).config(TransportConfig {
+                auth_secret_file: Some(p.to_path_buf()),
+                ..TransportConfig::default()
+            })
+        };
+        assert!(matches!(
+            with_file(&path).validated(),
+            Err(TransportError::AuthSecretIo { .. })
+        ));
+        ClusterSecret::generate().write_new(&path).unwrap();
+        assert!(with_file(&path).validated().unwrap().authenticates());
+        assert!(!TransportOptions::new(id)
+            .validated()
+            .unwrap()
+            .authenticates());
     }
 }

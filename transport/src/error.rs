@@ -3,6 +3,55 @@
 use basalt_proto::hello::HelloRefusal;
 use basalt_proto::method::RemoteError;
 use basalt_proto::ProtoError;
+use std::path::PathBuf;
+
+/// Why a peer failed cluster authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    /// The peer sent no proof: it runs without a cluster secret.
+    #[error("it does not authenticate (no cluster secret configured?)")]
+    NotOffered,
+    /// The peer's authentication message did not decode or came out of order.
+    #[error("malformed authentication message")]
+    Malformed,
+    /// The dialler hung up after the acceptor's proof instead of sending its own (what a
+    /// dialler with another secret does).
+    #[error("hung up before proving (another cluster secret?)")]
+    Abandoned,
+    /// The proof did not verify: another secret, or a replayed hello.
+    #[error("wrong proof (another cluster secret, or a replayed hello)")]
+    BadProof,
+}
+
+/// What is wrong with a cluster secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SecretProblem {
+    /// A character that is not a hex digit (whitespace around the whole is allowed).
+    #[error("character {position} is not a hex digit")]
+    NotHex {
+        /// Its position in the trimmed text.
+        position: usize,
+    },
+    /// An odd number of hex digits.
+    #[error("odd number of hex digits")]
+    OddLength,
+    /// Fewer bytes than the minimum.
+    #[error("{bytes} bytes, at least {min} needed (generate one with `basalt cluster init`)")]
+    TooShort {
+        /// Decoded length.
+        bytes: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// More bytes than the maximum.
+    #[error("{bytes} bytes, at most {max} accepted")]
+    TooLong {
+        /// Decoded length.
+        bytes: usize,
+        /// The maximum.
+        max: usize,
+    },
+}
 
 /// Everything a connection, a call or a server can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -77,6 +126,46 @@ pub enum TransportError {
         field: &'static str,
         /// Why.
         reason: String,
+    },
+    /// The peer did not prove knowledge of the cluster secret in the hello (it has none,
+    /// another one, or replayed an old hello). Raised by the dialler about an acceptor,
+    /// and by an acceptor about a dialler (logged there; the dialler gets
+    /// `Refused(AuthFailed)`).
+    #[error("peer {peer:?} failed cluster authentication: {reason}")]
+    PeerNotAuthenticated {
+        /// The name the peer gave in its hello.
+        peer: String,
+        /// What was wrong.
+        reason: AuthFailure,
+    },
+    /// The cluster secret file could not be read or written (missing, unreadable,
+    /// already exists when creating one).
+    #[error("cluster secret file {path:?}: {op}: {kind:?}: {message}")]
+    AuthSecretIo {
+        /// The file.
+        path: PathBuf,
+        /// What we were doing.
+        op: &'static str,
+        /// The error kind.
+        kind: std::io::ErrorKind,
+        /// The OS message.
+        message: String,
+    },
+    /// The cluster secret file may be read or written by other users.
+    #[error("cluster secret file {path:?} has mode {mode:o}: other users can access it; run chmod 600 on it")]
+    AuthSecretPermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The cluster secret is not hex, or too short or too long.
+    #[error("cluster secret from {source_name}: {problem}")]
+    AuthSecretInvalid {
+        /// The file it came from (or `<memory>`).
+        source_name: String,
+        /// What is wrong with it.
+        problem: SecretProblem,
     },
     // The `Ucx*` variants are raised only by the UCX provider (cargo feature `ucx`); they
     // exist without the feature so that matching on this enum never depends on features.
@@ -220,7 +309,11 @@ impl TransportError {
             | TransportError::Proto(_)
             | TransportError::Protocol { .. }
             | TransportError::Shutdown
-            | TransportError::Config { .. } => false,
+            | TransportError::Config { .. }
+            | TransportError::PeerNotAuthenticated { .. }
+            | TransportError::AuthSecretIo { .. }
+            | TransportError::AuthSecretPermissions { .. }
+            | TransportError::AuthSecretInvalid { .. } => false,
             TransportError::UcxVersionTooOld { .. }
             | TransportError::UcxInit { .. }
             | TransportError::UcxCall { .. }

@@ -1,11 +1,17 @@
-//! The hello exchange over a fresh base channel (I/O shell over [`crate::negotiate`]).
+//! The hello exchange over a fresh base channel (I/O shell over [`crate::negotiate`] and
+//! [`crate::auth::proof`]).
 
+use crate::auth::proof::{self, Side, Transcript};
+use crate::auth::secret::ClusterSecret;
 use crate::conn::{make_frame, Endpoint, FastSetup, LinkSink};
-use crate::error::TransportError;
+use crate::error::{AuthFailure, TransportError};
 use crate::fastpath::{FrameSink, RawFrame};
 use crate::negotiate::{self, AcceptPolicy, OfferDecision};
 use basalt_proto::codec;
-use basalt_proto::hello::{Features, Hello, HelloRefusal, HelloReply, Identity};
+use basalt_proto::hello::{
+    AuthAnswer, AuthChallenge, Features, Hello, HelloProof, HelloRefusal, HelloReply, HelloVerdict,
+    Identity,
+};
 use basalt_proto::ids::GroupId;
 use basalt_proto::method::RemoteError;
 use basalt_proto::{FrameFlags, FrameKind, Method};
@@ -15,6 +21,8 @@ use std::sync::Arc;
 
 /// Correlation id of the hello request (the first frame of every connection).
 const HELLO_CORR: u64 = 0;
+/// Correlation id of the dialler's authentication proof (third hello frame).
+const PROOF_CORR: u64 = 1;
 
 /// A base channel before the connection exists.
 pub(crate) trait FrameIo: Send {
@@ -89,6 +97,12 @@ pub(crate) async fn dial<I: FrameIo>(
     if our_offer.is_some() {
         features |= Features::UCX;
     }
+    let challenge = opts.secret.as_ref().map(|_| AuthChallenge {
+        nonce: proof::nonce(),
+    });
+    if challenge.is_some() {
+        features |= Features::AUTH;
+    }
     let mut hello = Hello {
         version: ep.version(),
         features,
@@ -98,6 +112,11 @@ pub(crate) async fn dial<I: FrameIo>(
     if let Some(hook) = &opts.hook {
         hook.prepare(&mut hello);
     }
+    let hello_head: Bytes = codec::encode(&hello)?.into();
+    let auth_payload: Bytes = match &challenge {
+        Some(c) => codec::encode(c)?.into(),
+        None => Bytes::new(),
+    };
     let frame = make_frame(
         ep.version(),
         FrameKind::Request,
@@ -105,11 +124,12 @@ pub(crate) async fn dial<I: FrameIo>(
         HELLO_CORR,
         GroupId::NONE,
         FrameFlags::empty(),
-        codec::encode(&hello)?.into(),
-        Bytes::new(),
+        hello_head.clone(),
+        auth_payload,
     )?;
     io.send(frame).await?;
-    let reply = io.recv().await?;
+    let reply_frame = io.recv().await?;
+    let reply = &reply_frame;
     let h = reply.header;
     if h.kind != FrameKind::Response
         || h.method != Method::Hello as u16
@@ -147,6 +167,16 @@ pub(crate) async fn dial<I: FrameIo>(
         hook.check_reply(&accepted.identity)
             .map_err(TransportError::Refused)?;
     }
+    if let (Some(secret), Some(challenge)) = (&opts.secret, &challenge) {
+        let session = DialAuth {
+            secret,
+            hello_head: &hello_head,
+            challenge,
+            reply: &reply_frame,
+            peer: &accepted.identity,
+        };
+        session.run(ep, io).await?;
+    }
     let fast = match (slot.take(), accepted.ucx) {
         (Some(mut f), Some(remote)) => {
             f.remote = Some(remote);
@@ -161,7 +191,10 @@ pub(crate) async fn dial<I: FrameIo>(
         }
         (None, _) => None,
     };
-    let features = negotiate::agreed_features(opts.features, accepted.features, fast.is_some());
+    let mut features = negotiate::agreed_features(opts.features, accepted.features, fast.is_some());
+    if challenge.is_some() {
+        features |= Features::AUTH;
+    }
     opts.metrics.connections_dialled.inc();
     Ok(Negotiated {
         peer: accepted.identity,
@@ -200,6 +233,17 @@ pub(crate) async fn accept<I: FrameIo>(
     if let Err(refusal) = negotiate::check_hello(&policy, &hello) {
         return Err(refuse(ep, io, h.correlation_id, refusal).await);
     }
+    // with a secret, the dialler must open the challenge–response
+    let challenge = match &opts.secret {
+        None => None,
+        Some(_) => match read_challenge(&hello, &frame.payload) {
+            Ok(c) => Some(c),
+            Err(reason) => {
+                count_auth_failure(ep, &hello.identity, reason, "dialler");
+                return Err(refuse(ep, io, h.correlation_id, HelloRefusal::AuthFailed).await);
+            }
+        },
+    };
     let mut slot = SlotGuard(match hello.ucx {
         Some(_) => prepare_offer(ep),
         None => {
@@ -215,11 +259,31 @@ pub(crate) async fn accept<I: FrameIo>(
     });
     let our_offer = slot.0.as_ref().and_then(|f| f.remote.clone());
     let both = our_offer.is_some();
-    let features = negotiate::agreed_features(opts.features, hello.features, both);
+    let mut features = negotiate::agreed_features(opts.features, hello.features, both);
+    if challenge.is_some() {
+        features |= Features::AUTH;
+    }
     let reply = HelloReply::Accepted {
         features,
         identity: opts.identity.clone(),
         ucx: our_offer,
+    };
+    let reply_head: Bytes = codec::encode(&reply)?.into();
+    let acceptor_nonce = proof::nonce();
+    let transcript = challenge.as_ref().map(|c| Transcript {
+        version: ep.version(),
+        hello: &frame.head,
+        dialler_nonce: &c.nonce,
+        reply: &reply_head,
+        acceptor_nonce: &acceptor_nonce,
+    });
+    let auth_payload: Bytes = match (&opts.secret, &transcript) {
+        (Some(secret), Some(t)) => codec::encode(&AuthAnswer {
+            nonce: acceptor_nonce,
+            proof: proof::prove(secret, Side::Acceptor, t),
+        })?
+        .into(),
+        _ => Bytes::new(),
     };
     let out = make_frame(
         ep.version(),
@@ -228,10 +292,13 @@ pub(crate) async fn accept<I: FrameIo>(
         h.correlation_id,
         GroupId::NONE,
         FrameFlags::empty(),
-        codec::encode(&reply)?.into(),
-        Bytes::new(),
+        reply_head.clone(),
+        auth_payload,
     )?;
     io.send(out).await?;
+    if let (Some(secret), Some(t)) = (&opts.secret, &transcript) {
+        check_dialler_proof(ep, io, secret, t, &hello.identity).await?;
+    }
     let fast = slot.take().map(|mut f| {
         f.remote = hello.ucx;
         f
@@ -242,6 +309,152 @@ pub(crate) async fn accept<I: FrameIo>(
         features,
         fast,
     })
+}
+
+/// The dialler's half of the challenge–response, after an accepting reply.
+struct DialAuth<'a> {
+    secret: &'a ClusterSecret,
+    hello_head: &'a [u8],
+    challenge: &'a AuthChallenge,
+    reply: &'a RawFrame,
+    peer: &'a Identity,
+}
+
+impl DialAuth<'_> {
+    /// Check the acceptor's proof (an impostor learns nothing from us), send ours, and
+    /// wait for the verdict.
+    async fn run<I: FrameIo>(&self, ep: &Endpoint, io: &mut I) -> Result<(), TransportError> {
+        let fail = |reason: AuthFailure| {
+            count_auth_failure(ep, self.peer, reason, "acceptor");
+            TransportError::PeerNotAuthenticated {
+                peer: self.peer.name.clone(),
+                reason,
+            }
+        };
+        if self.reply.payload.is_empty() {
+            return Err(fail(AuthFailure::NotOffered));
+        }
+        let answer: AuthAnswer =
+            codec::decode(&self.reply.payload).map_err(|_| fail(AuthFailure::Malformed))?;
+        let t = Transcript {
+            version: ep.version(),
+            hello: self.hello_head,
+            dialler_nonce: &self.challenge.nonce,
+            reply: &self.reply.head,
+            acceptor_nonce: &answer.nonce,
+        };
+        if !proof::verify(self.secret, Side::Acceptor, &t, &answer.proof) {
+            return Err(fail(AuthFailure::BadProof));
+        }
+        let ours = HelloProof {
+            proof: proof::prove(self.secret, Side::Dialler, &t),
+        };
+        io.send(make_frame(
+            ep.version(),
+            FrameKind::Request,
+            Method::HelloProof as u16,
+            PROOF_CORR,
+            GroupId::NONE,
+            FrameFlags::empty(),
+            codec::encode(&ours)?.into(),
+            Bytes::new(),
+        )?)
+        .await?;
+        let v = io.recv().await?;
+        let h = v.header;
+        if h.kind != FrameKind::Response
+            || h.method != Method::HelloProof as u16
+            || h.correlation_id != PROOF_CORR
+        {
+            return Err(TransportError::Protocol {
+                reason: format!(
+                    "expected an authentication verdict, got kind {:?} method {} corr {}",
+                    h.kind, h.method, h.correlation_id
+                ),
+            });
+        }
+        match codec::decode::<HelloVerdict>(&v.head)? {
+            HelloVerdict::Accepted => Ok(()),
+            HelloVerdict::Refused(r) => {
+                ep.opts.metrics.hello_refused.inc();
+                Err(TransportError::Refused(r))
+            }
+        }
+    }
+}
+
+/// The acceptor's view of the dialler's first authentication message.
+fn read_challenge(hello: &Hello, payload: &[u8]) -> Result<AuthChallenge, AuthFailure> {
+    if !hello.features.contains(Features::AUTH) || payload.is_empty() {
+        return Err(AuthFailure::NotOffered);
+    }
+    codec::decode(payload).map_err(|_| AuthFailure::Malformed)
+}
+
+/// Acceptor: read the dialler's proof and answer the verdict. Nothing is served on the
+/// connection before this returns `Ok`.
+async fn check_dialler_proof<I: FrameIo>(
+    ep: &Endpoint,
+    io: &mut I,
+    secret: &ClusterSecret,
+    t: &Transcript<'_>,
+    peer: &Identity,
+) -> Result<(), TransportError> {
+    let f = match io.recv().await {
+        Ok(f) => f,
+        Err(e) => {
+            // a dialler with another secret hangs up here after checking our proof
+            count_auth_failure(ep, peer, AuthFailure::Abandoned, "dialler");
+            tracing::debug!(error = %e, "dialler left before proving the cluster secret");
+            return Err(e);
+        }
+    };
+    let h = f.header;
+    let verdict = if h.kind != FrameKind::Request || h.method != Method::HelloProof as u16 {
+        Err(AuthFailure::Malformed)
+    } else {
+        match codec::decode::<HelloProof>(&f.head) {
+            Err(_) => Err(AuthFailure::Malformed),
+            Ok(p) if proof::verify(secret, Side::Dialler, t, &p.proof) => Ok(()),
+            Ok(_) => Err(AuthFailure::BadProof),
+        }
+    };
+    let answer = match verdict {
+        Ok(()) => HelloVerdict::Accepted,
+        Err(reason) => {
+            count_auth_failure(ep, peer, reason, "dialler");
+            ep.opts.metrics.hello_refused.inc();
+            HelloVerdict::Refused(HelloRefusal::AuthFailed)
+        }
+    };
+    let out = make_frame(
+        ep.version(),
+        FrameKind::Response,
+        Method::HelloProof as u16,
+        h.correlation_id,
+        GroupId::NONE,
+        FrameFlags::empty(),
+        codec::encode(&answer)?.into(),
+        Bytes::new(),
+    )?;
+    match (verdict, io.send(out).await) {
+        (Err(reason), _) => Err(TransportError::PeerNotAuthenticated {
+            peer: peer.name.clone(),
+            reason,
+        }),
+        (Ok(()), sent) => sent,
+    }
+}
+
+fn count_auth_failure(ep: &Endpoint, peer: &Identity, reason: AuthFailure, side: &'static str) {
+    ep.opts.metrics.auth_failures.inc();
+    tracing::warn!(
+        peer = %peer.name,
+        role = ?peer.role,
+        side,
+        %reason,
+        "peer failed cluster authentication, closing"
+    );
 }
 
 /// Answer a refused hello; the error the acceptor reports for it.

@@ -1,13 +1,15 @@
-//! The plug point for hello authentication (issue 8: HMAC challenge–response).
+//! A plug point for extra hello policy (e.g. which chunkserver ids may connect).
 //!
-//! Nothing in this crate authenticates yet. A hook sees the hello on both sides and may
-//! refuse it; the HMAC exchange will add its fields to the hello and implement this trait.
+//! Authentication itself is not a hook: with a cluster secret (`crate::ClusterSecret`)
+//! the handshake runs the HMAC challenge–response, and a hook only sees hellos of peers
+//! that have passed the acceptor's checks so far (the dialler's proof is checked after
+//! the hook, over the whole transcript).
 
 use basalt_proto::hello::{Hello, HelloRefusal, Identity};
 
 /// Called during every hello, on the side named by each method.
 pub trait HelloHook: Send + Sync + 'static {
-    /// Dialler: amend the outgoing hello (e.g. set `Features::AUTH`, add a challenge).
+    /// Dialler: amend the outgoing hello before it is encoded (and authenticated).
     fn prepare(&self, hello: &mut Hello) {
         let _ = hello;
     }

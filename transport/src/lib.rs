@@ -1,8 +1,8 @@
 //! Basalt's transport: typed RPC over frames between every Basalt process.
 //!
 //! - [`TcpTransport`] (tokio) carries every network connection. Connections start with
-//!   a hello (version, features, identity, cluster; a [`HelloHook`] for authentication),
-//!   then may move their traffic onto a fast path (UCX, through a
+//!   a hello (version, features, identity, cluster; with a [`ClusterSecret`], a mutual
+//!   HMAC challenge–response; a [`HelloHook`] for extra policy), then may move their traffic onto a fast path (UCX, through a
 //!   [`fastpath::FastPathProvider`]) confirmed by a ping, falling back to TCP on any
 //!   failure.
 //! - [`mem::MemNetwork`] is an in-process transport with the same API and fault filters.
@@ -13,6 +13,8 @@
 //!
 //! See `docs/transport.md` for the design, the fallback table and what is not tested.
 
+mod auth;
+mod backoff;
 mod config;
 mod conn;
 mod error;
@@ -34,9 +36,11 @@ mod transport;
 #[cfg(feature = "ucx")]
 pub mod ucx;
 
+pub use auth::secret::ClusterSecret;
+pub use backoff::RedialBackoff;
 pub use config::{FastPathMode, TransportConfig, TransportOptions};
 pub use conn::{CallOptions, Connection};
-pub use error::TransportError;
+pub use error::{AuthFailure, SecretProblem, TransportError};
 pub use hello_hook::HelloHook;
 pub use mem::{MemNetwork, MemTransport};
 pub use metrics::{FallbackReason, TransportMetrics};

@@ -52,6 +52,7 @@ pub struct TransportMetrics {
     pub(crate) connections_accepted: Counter,
     pub(crate) connections_open: Gauge,
     pub(crate) hello_refused: Counter,
+    pub(crate) auth_failures: Counter,
     pub(crate) fast_path_upgrades: Counter,
     pub(crate) fallbacks: Family<Labels, Counter>,
     pub(crate) bad_frames: Counter,
@@ -91,6 +92,11 @@ impl TransportMetrics {
             "hello_refused",
             "Hellos refused (either side)",
             self.hello_refused.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "Peers that failed cluster authentication (missing, malformed or wrong proof; either side)",
+            self.auth_failures.clone(),
         );
         r.register(
             "fast_path_upgrades",
@@ -166,6 +172,21 @@ impl TransportMetrics {
     /// Hellos refused so far.
     pub fn hello_refused(&self) -> u64 {
         self.hello_refused.get()
+    }
+
+    /// Connections whose hello completed on the accepting side.
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections_accepted.get()
+    }
+
+    /// Connections whose hello completed on the dialling side.
+    pub fn connections_dialled(&self) -> u64 {
+        self.connections_dialled.get()
+    }
+
+    /// Peers that failed cluster authentication so far (either side).
+    pub fn auth_failures(&self) -> u64 {
+        self.auth_failures.get()
     }
 }
 

@@ -82,9 +82,10 @@ pub(crate) fn version_refusal(ours: u16, frame_version: u16) -> Option<HelloRefu
     })
 }
 
-/// Features both sides use: the intersection, with `UCX` only when both offered one.
+/// Features both sides use: the intersection, with `UCX` only when both offered one
+/// (`AUTH` is added by the handshake when both authenticate).
 pub(crate) fn agreed_features(ours: Features, theirs: Features, both_offer_ucx: bool) -> Features {
-    let mut f = (ours & theirs) - Features::UCX;
+    let mut f = (ours & theirs) - Features::UCX - Features::AUTH;
     if both_offer_ucx {
         f |= Features::UCX;
     }

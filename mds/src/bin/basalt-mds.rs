@@ -35,6 +35,9 @@ struct Cli {
     /// Write the bound listen address to this file.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at this address.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 async fn shutdown_signal() {
@@ -74,6 +77,9 @@ fn config(cli: Cli) -> anyhow::Result<MdsConfig> {
     }
     if cli.addr_file.is_some() {
         cfg.addr_file = cli.addr_file;
+    }
+    if cli.metrics_listen.is_some() {
+        cfg.metrics_listen = cli.metrics_listen;
     }
     cfg.validate()?;
     Ok(cfg)

@@ -27,7 +27,7 @@
 
 use super::model::{LogicalPool, PhysicalPool, Server, Topology, Zone};
 use basalt_proto::ids::{LogicalPoolId, PhysicalPoolId, ServerId, ZoneId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a cluster map is refused. Every variant names the offending entry.
@@ -89,7 +89,7 @@ pub enum MapError {
 }
 
 /// A physical pool entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PoolEntry {
     /// Name.
@@ -97,7 +97,7 @@ pub struct PoolEntry {
 }
 
 /// A zone entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ZoneEntry {
     /// Name.
@@ -107,7 +107,7 @@ pub struct ZoneEntry {
 }
 
 /// A server entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ServerEntry {
     /// Name.
@@ -121,7 +121,7 @@ fn default_copysets() -> u32 {
 }
 
 /// A logical pool entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct LogicalPoolEntry {
     /// Name.
@@ -139,7 +139,7 @@ pub struct LogicalPoolEntry {
 }
 
 /// A parsed cluster map.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ClusterMap {
     /// Physical pools.

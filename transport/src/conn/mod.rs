@@ -101,6 +101,10 @@ pub(crate) struct ConnInner {
     /// their own threads, outside any runtime.
     rt: tokio::runtime::Handle,
     closed_tx: watch::Sender<bool>,
+    /// When the connection started; `last_inbound_ms` counts from here.
+    created: tokio::time::Instant,
+    /// Milliseconds after `created` when the last whole frame arrived (any path).
+    last_inbound_ms: AtomicU64,
 }
 
 /// How long a graceful close lets the writer flush queued frames.
@@ -159,6 +163,8 @@ impl ConnInner {
             writer: Mutex::new(None),
             rt: tokio::runtime::Handle::current(),
             closed_tx: watch::channel(false).0,
+            created: tokio::time::Instant::now(),
+            last_inbound_ms: AtomicU64::new(0),
         });
         if let Some(sink) = sink {
             sink.bind(&inner);
@@ -169,6 +175,41 @@ impl ConnInner {
             }
         }
         inner
+    }
+
+    /// How long nothing has arrived while nothing was outstanding: `None` while calls of
+    /// ours are pending or requests of the peer are being handled (then the peer owes us
+    /// nothing, or we owe it the answer).
+    fn idle_for(&self) -> Option<std::time::Duration> {
+        let max = self.ep.opts.config.max_inflight_requests;
+        if self.pending_len() > 0 || self.inflight.available_permits() < max {
+            return None;
+        }
+        let last = std::time::Duration::from_millis(self.last_inbound_ms.load(Ordering::Relaxed));
+        Some(self.created.elapsed().saturating_sub(last))
+    }
+
+    /// Close the connection once it has been idle (see [`Self::idle_for`]) for `idle`:
+    /// a peer that went silent, or stalled in the middle of a frame, does not hold the
+    /// connection forever. Checks four times per period.
+    pub(crate) async fn idle_watchdog(self: Arc<Self>, idle: std::time::Duration) {
+        let tick = (idle / 4).max(std::time::Duration::from_millis(5));
+        loop {
+            tokio::time::sleep(tick).await;
+            if self.is_closed() {
+                return;
+            }
+            if self.idle_for().is_some_and(|d| d >= idle) {
+                tracing::debug!(
+                    conn = self.id,
+                    peer = %self.peer_addr,
+                    idle_ms = idle.as_millis() as u64,
+                    "closing idle connection"
+                );
+                self.close("idle timeout");
+                return;
+            }
+        }
     }
 
     /// Keep a background task of this connection; aborted on close.
@@ -415,6 +456,8 @@ impl ConnInner {
     /// Checks common to every inbound frame. False when the connection was closed.
     fn admit(&self, frame: &RawFrame) -> bool {
         let m = &self.ep.opts.metrics;
+        self.last_inbound_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
         m.frames_received.inc();
         m.bytes_received.inc_by(wire_len(frame));
         if frame.header.version != self.ep.version() {

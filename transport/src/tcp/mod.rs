@@ -106,6 +106,8 @@ impl TcpTransport {
             stream
                 .set_nodelay(true)
                 .map_err(|e| TransportError::io("set TCP_NODELAY", &e))?;
+            set_keepalive(&stream, ep.opts.config.tcp_keepalive())
+                .map_err(|e| TransportError::io("set TCP keepalive", &e))?;
             let mut io = HandshakeIo {
                 stream: &mut stream,
                 limits: ep.opts.config.limits(),
@@ -193,6 +195,9 @@ async fn accept_one(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set TCP_NODELAY failed");
     }
+    if let Err(e) = set_keepalive(&stream, ep.opts.config.tcp_keepalive()) {
+        tracing::debug!(%peer, error = %e, "set TCP keepalive failed");
+    }
     let hello_timeout = ep.opts.config.hello_timeout();
     let mut io = HandshakeIo {
         stream: &mut stream,
@@ -226,6 +231,21 @@ async fn accept_one(
     inner.add_task(task);
 }
 
+/// Probe a quiet connection after `idle` (then every 10 s, 3 probes): a peer host that
+/// vanished without a FIN or RST is noticed. `None` leaves keepalive off.
+fn set_keepalive(stream: &TcpStream, idle: Option<Duration>) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(stream);
+    match idle {
+        None => sock.set_keepalive(false),
+        Some(idle) => sock.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(Duration::from_secs(10))
+                .with_retries(3),
+        ),
+    }
+}
+
 fn start_connection(
     ep: &Arc<Endpoint>,
     stream: TcpStream,
@@ -251,6 +271,9 @@ fn start_connection(
     });
     let limits = ep.opts.config.limits();
     inner.add_task(tokio::spawn(reader_loop(inner.clone(), rd, limits)));
+    if let Some(idle) = ep.opts.config.idle_timeout() {
+        inner.add_task(tokio::spawn(inner.clone().idle_watchdog(idle)));
+    }
     inner.set_writer(tokio::spawn(writer_loop(inner.clone(), wr, rx)));
     inner
 }
@@ -357,6 +380,30 @@ mod tests {
             head: Bytes::new(),
             payload: Bytes::from(vec![0; payload]),
         }
+    }
+
+    #[tokio::test]
+    async fn keepalive_is_set_as_configured() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        set_keepalive(&stream, Some(Duration::from_secs(31))).unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(31));
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), 3);
+        set_keepalive(&stream, None).unwrap();
+        assert!(!sock.keepalive().unwrap());
+        // the default configuration turns it on
+        assert_eq!(
+            crate::TransportConfig::default().tcp_keepalive(),
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[tokio::test]

@@ -647,6 +647,7 @@ pub struct TcpBackend {
     fast_path: Option<Arc<dyn FastPathProvider>>,
     expected: PathKind,
     mode: FastPathMode,
+    secret: Option<crate::ClusterSecret>,
 }
 
 impl TcpBackend {
@@ -656,6 +657,17 @@ impl TcpBackend {
             fast_path: None,
             expected: PathKind::Tcp,
             mode: FastPathMode::Off,
+            secret: None,
+        }
+    }
+
+    /// Plain TCP with every endpoint authenticating with `secret`. The raw-socket cases
+    /// are skipped (they send unauthenticated hellos; `tests/auth.rs` covers raw sockets
+    /// against an authenticating server).
+    pub fn with_auth(secret: crate::ClusterSecret) -> Self {
+        TcpBackend {
+            secret: Some(secret),
+            ..Self::plain()
         }
     }
 
@@ -665,6 +677,7 @@ impl TcpBackend {
             fast_path: Some(provider),
             expected,
             mode: FastPathMode::Force,
+            secret: None,
         }
     }
 }
@@ -679,6 +692,9 @@ impl Backend for TcpBackend {
         if let Some(p) = &self.fast_path {
             opts = opts.fast_path(p.clone());
         }
+        if let Some(s) = &self.secret {
+            opts = opts.cluster_secret(s.clone());
+        }
         crate::TcpTransport::new(opts).expect("tcp transport")
     }
 
@@ -691,7 +707,7 @@ impl Backend for TcpBackend {
     }
 
     fn raw_tcp(&self, addr: &SocketAddr) -> Option<SocketAddr> {
-        Some(*addr)
+        self.secret.is_none().then_some(*addr)
     }
 
     fn spawn_killable_server(&self, child_test: &str) -> BoxFuture<'_, KillableServer<SocketAddr>> {

@@ -1,0 +1,292 @@
+//! `basalt-bench`: Basalt's benchmarks. See `docs/benchmarking.md`.
+
+use anyhow::Context as _;
+use basalt_bench::baseline::{disk, tcp, ucx_perftest};
+use basalt_bench::host::{git_revision, HostFacts};
+use basalt_bench::json::{Report, SCHEMA_VERSION};
+use basalt_bench::report::{compute_ratios, table, Measurement};
+use basalt_bench::runner::Timing;
+use basalt_bench::transport_bench::{self, Skipped, TransportSettings};
+use basalt_bench::units::{parse_duration, parse_size};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "basalt-bench",
+    version,
+    about = "Basalt latency and throughput benchmarks"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Measured time of each measurement (e.g. 2s, 500ms, 1m).
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unrecorded warm-up before each measurement [default: duration / 10, at most 1s].
+    #[arg(long, global = true, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Write the results as JSON (versioned schema) to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Draw latency percentile curves (SVG) to this file.
+    #[arg(long, global = true)]
+    plot: Option<PathBuf>,
+    /// No progress output on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// What the machine gives without Basalt: raw TCP ping-pong, raw disk I/O, ucx_perftest.
+    Baseline(BaselineArgs),
+    /// Basalt RPC latency and streaming throughput per backend, with the baselines.
+    Transport(TransportArgs),
+}
+
+#[derive(Debug, Args)]
+struct BaselineArgs {
+    /// Directory on the filesystem to measure (a temporary file is created there).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Size of the disk test file (e.g. 256MiB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    file_size: u64,
+    /// Ping-pong message sizes (e.g. 64,4K).
+    #[arg(long, value_delimiter = ',', default_value = "64,4K", value_parser = parse_size)]
+    sizes: Vec<u64>,
+    /// UCX_TLS values for ucx_perftest; repeat the flag (values hold commas).
+    #[arg(long = "ucx-tls", default_values = ["tcp", "sm,tcp"])]
+    ucx_tls: Vec<String>,
+    /// Skip the raw TCP ping-pong.
+    #[arg(long)]
+    no_tcp: bool,
+    /// Skip the disk.
+    #[arg(long)]
+    no_disk: bool,
+    /// Skip ucx_perftest.
+    #[arg(long)]
+    no_ucx: bool,
+}
+
+#[derive(Debug, Args)]
+struct TransportArgs {
+    /// Ping-pong payload sizes.
+    #[arg(long, value_delimiter = ',', default_value = "64,4K,64K", value_parser = parse_size)]
+    sizes: Vec<u64>,
+    /// Streaming payload sizes.
+    #[arg(long, value_delimiter = ',', default_value = "128K,1M", value_parser = parse_size)]
+    stream_sizes: Vec<u64>,
+    /// Calls in flight while streaming.
+    #[arg(long, default_value_t = 16)]
+    depth: usize,
+    /// UCX_TLS values to measure with UCX builds; repeat the flag (values hold commas).
+    #[arg(long = "ucx-tls", default_values = ["tcp", "sm,tcp"])]
+    ucx_tls: Vec<String>,
+    /// UCX I/O threads' spin window in µs (0: sleep on the event fd when idle).
+    #[arg(long, default_value_t = 0)]
+    ucx_spin_us: u64,
+    /// Skip the baselines (no ratios).
+    #[arg(long)]
+    no_baselines: bool,
+    /// Exit with status 3 when a Basalt backend could not be measured (CI smoke).
+    #[arg(long)]
+    require_backends: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("basalt-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let c = &cli.common;
+    anyhow::ensure!(c.duration > Duration::ZERO, "--duration must be > 0");
+    let timing = Timing {
+        warmup: c
+            .warmup
+            .unwrap_or((c.duration / 10).min(Duration::from_secs(1))),
+        duration: c.duration,
+        quiet: c.quiet,
+    };
+    let started_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let host = HostFacts::gather();
+    let mut skipped = Skipped::default();
+    let mut code = ExitCode::SUCCESS;
+    let (command, config, mut measurements) = match &cli.command {
+        Command::Baseline(a) => {
+            let config = serde_json::json!({
+                "duration_s": timing.duration.as_secs_f64(),
+                "warmup_s": timing.warmup.as_secs_f64(),
+                "dir": a.dir,
+                "file_size_bytes": a.file_size,
+                "sizes_bytes": a.sizes,
+                "ucx_tls": a.ucx_tls,
+            });
+            ("baseline", config, baseline(a, timing, &mut skipped)?)
+        }
+        Command::Transport(a) => {
+            let settings = TransportSettings {
+                latency_sizes: a.sizes.clone(),
+                stream_sizes: a.stream_sizes.clone(),
+                depth: a.depth.max(1),
+                ucx_tls: a.ucx_tls.clone(),
+                ucx_spin_us: a.ucx_spin_us,
+                baselines: !a.no_baselines,
+            };
+            let mut config = serde_json::to_value(&settings)?;
+            config["duration_s"] = timing.duration.as_secs_f64().into();
+            config["warmup_s"] = timing.warmup.as_secs_f64().into();
+            config["ucx_built"] = cfg!(feature = "ucx").into();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("start the client runtime")?;
+            let ms = rt.block_on(transport_bench::run(&settings, timing, &mut skipped))?;
+            if a.require_backends && !skipped.backends.is_empty() {
+                code = ExitCode::from(3);
+            }
+            ("transport", config, ms)
+        }
+    };
+    compute_ratios(&mut measurements);
+    print!("{}", table(&measurements));
+    print_targets(&measurements);
+    if !cfg!(feature = "ucx") && matches!(cli.command, Command::Transport(_)) {
+        println!("(built without the `ucx` feature: UCX backends not measured)");
+    }
+    for s in skipped.backends.iter().chain(&skipped.baselines) {
+        println!("skipped: {s}");
+    }
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: "basalt-bench",
+        tool_version: env!("CARGO_PKG_VERSION"),
+        command: command.into(),
+        config,
+        git_revision: git_revision(),
+        started_unix_s,
+        host,
+        skipped: skipped
+            .backends
+            .iter()
+            .chain(&skipped.baselines)
+            .cloned()
+            .collect(),
+        measurements,
+    };
+    if let Some(path) = &c.json {
+        report.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &c.plot {
+        basalt_bench::plot::write_svg(
+            path,
+            &format!("basalt-bench {command}"),
+            &report.measurements,
+        )?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(code)
+}
+
+fn baseline(
+    a: &BaselineArgs,
+    timing: Timing,
+    skipped: &mut Skipped,
+) -> anyhow::Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    if !a.no_tcp {
+        for &size in &a.sizes {
+            out.push(tcp::ping_pong(size, timing)?);
+        }
+    }
+    if !a.no_disk {
+        match disk::run(&a.dir, a.file_size, timing) {
+            Ok(ms) => out.extend(ms),
+            Err(e) => skipped.baselines.push(format!("disk: {e}")),
+        }
+    }
+    if !a.no_ucx {
+        match ucx_perftest::find() {
+            None => skipped
+                .baselines
+                .push("ucx_perftest: not installed (Debian package ucx-utils)".into()),
+            Some(bin) => {
+                for tls in &a.ucx_tls {
+                    for &size in &a.sizes {
+                        match ucx_perftest::am_latency(
+                            &bin,
+                            tls,
+                            size,
+                            timing.duration,
+                            timing.quiet,
+                        ) {
+                            Ok(m) => out.push(m),
+                            Err(e) => skipped
+                                .baselines
+                                .push(format!("ucx_perftest [{tls}] {size} B: {e}")),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The two headline ratios (targets ≤ 1.25), reported, never enforced.
+fn print_targets(all: &[Measurement]) {
+    let lines: Vec<String> = all
+        .iter()
+        .filter(|m| m.name.starts_with("rpc/") && m.name.contains("/ping-pong/"))
+        .filter_map(|m| {
+            let r = m.ratio?;
+            let base = m.baseline.as_deref()?;
+            let what = if base.starts_with("ucx_perftest") {
+                "UCX RPC p50 ÷ ucx_perftest AM round trip"
+            } else {
+                "TCP RPC p50 ÷ raw TCP ping-pong p50"
+            };
+            Some(format!(
+                "  {what:<42} {:>10} {:>7}: {r:.2} {}",
+                m.backend,
+                basalt_bench::units::fmt_size(m.size_bytes),
+                if r <= 1.25 {
+                    "(target ≤ 1.25 met)"
+                } else {
+                    "(target ≤ 1.25 missed)"
+                }
+            ))
+        })
+        .collect();
+    if !lines.is_empty() {
+        println!("target ratios:");
+        for l in lines {
+            println!("{l}");
+        }
+    }
+}
