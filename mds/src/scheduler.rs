@@ -39,6 +39,9 @@ pub struct SchedulerConfig {
     pub balance_slack: usize,
     /// Balance leaders.
     pub leader_balance: bool,
+    /// A chunkserver counts as fresh for leader balancing when its last heartbeat is at
+    /// most this old, ms.
+    pub leader_balance_fresh_ms: u64,
     /// Timeout of a leader transfer, ms.
     pub transfer_timeout_ms: u64,
     /// Timeout of add/remove peer, ms.
@@ -53,6 +56,7 @@ impl Default for SchedulerConfig {
             failure_tolerance: 3,
             balance_slack: 2,
             leader_balance: true,
+            leader_balance_fresh_ms: 5_000,
             transfer_timeout_ms: 60_000,
             add_remove_timeout_ms: 300_000,
             change_timeout_ms: 1_800_000,
@@ -195,6 +199,15 @@ impl Ctx<'_> {
             .chunkservers
             .get(&c)
             .is_some_and(|c| c.state == OnlineState::Online && !c.disk.disk_failed)
+    }
+
+    /// Online and heard from recently: `Online` alone lags a dead process by up to
+    /// `unstable_after_ms`, far too long to hand it a copyset's leadership.
+    fn fresh(&self, c: ChunkServerId) -> bool {
+        self.online(c)
+            && self.topo.chunkservers.get(&c).is_some_and(|x| {
+                self.now_ms.saturating_sub(x.last_seen_ms) <= self.cfg.leader_balance_fresh_ms
+            })
     }
 
     fn offline(&self, c: ChunkServerId) -> bool {
@@ -473,11 +486,16 @@ fn balance_leaders(cx: &mut Ctx<'_>, pending: &OperatorSet) {
         if cx.busy.contains(&l) || (leaders.get(&l).copied().unwrap_or(0) as f64) <= mean + 1.0 {
             continue;
         }
+        // Balancing is for healthy copysets only: moving the leadership of a copyset with a
+        // silent peer risks handing it to a dead process.
+        if !rec.peers.iter().all(|p| cx.fresh(*p)) {
+            continue;
+        }
         let target = rec
             .peers
             .iter()
             .copied()
-            .filter(|p| *p != l && cx.online(*p) && !cx.busy.contains(p))
+            .filter(|p| *p != l && cx.fresh(*p) && !cx.busy.contains(p))
             .filter(|p| (leaders.get(p).copied().unwrap_or(0) as f64) < mean)
             .min_by_key(|p| (leaders.get(p).copied().unwrap_or(0), *p));
         if let Some(t) = target {

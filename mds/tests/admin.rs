@@ -10,7 +10,7 @@ use basalt_mds::store::mem::MemStore;
 use basalt_mds::store::MetaStore;
 use basalt_proto::heartbeat::{CopysetReport, DiskStats, Heartbeat, OperatorKind};
 use basalt_proto::hello::{Identity, Role};
-use basalt_proto::ids::{ChunkServerId, Epoch, GroupId, LogicalPoolId};
+use basalt_proto::ids::{ChunkServerId, GroupId, LogicalPoolId};
 use basalt_proto::mds::{
     ApplyTopology, ChunkServerState, ClusterStatus, CopysetHealth, GetTopology, ListChunkServers,
     ListCopysets, ListOperators, MdsRemovePeer, MdsTransferLeader, RegisterChunkServer, Registered,

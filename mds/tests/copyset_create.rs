@@ -11,7 +11,7 @@ use basalt_mds::topology::clustermap::ClusterMap;
 use basalt_proto::chunk::CreateCopyset;
 use basalt_proto::heartbeat::{CopysetReport, DiskStats, Heartbeat};
 use basalt_proto::hello::{Identity, Role};
-use basalt_proto::ids::{ChunkServerId, Epoch, GroupId, LogicalPoolId};
+use basalt_proto::ids::{ChunkServerId, GroupId, LogicalPoolId};
 use basalt_proto::mds::RegisterChunkServer;
 use basalt_proto::status::ChunkError;
 use basalt_transport::{ConnectionPool, MemNetwork, Router, TransportOptions};

@@ -593,6 +593,21 @@ impl Copysets {
                 reason: InvalidReason::BadPeers,
             });
         }
+        // A leader hands over by stepping down; if the target is dead or cut off it never
+        // campaigns and the group stays leaderless until an election timeout (and a stream
+        // of such operators keeps it so). Only hand over to a peer that acknowledged a
+        // heartbeat or an append within a few heartbeat intervals.
+        let fresh_within =
+            std::time::Duration::from_millis(3 * self.inner.config.heartbeat_interval_ms);
+        let acked_recently = m
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.get(&to))
+            .and_then(|t| t.as_ref())
+            .is_some_and(|t| openraft::Instant::elapsed(&**t) <= fresh_within);
+        if !acked_recently {
+            return Err(ChunkError::Unavailable);
+        }
         cs.raft
             .trigger()
             .transfer_leader(to)

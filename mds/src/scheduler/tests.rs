@@ -389,6 +389,37 @@ fn leaders_balanced() {
 }
 
 #[test]
+fn leadership_is_never_balanced_towards_a_silent_chunkserver() {
+    // Every copyset led by one chunkserver: balancing wants to move leaderships away.
+    let mut t = cluster(3, 1, 1, 12);
+    let hog = ChunkServerId(111);
+    for c in t.copysets.values_mut() {
+        c.leader = Some(hog);
+    }
+    let cfg = SchedulerConfig::default();
+    let now = 60_000;
+    for c in t.chunkservers.values_mut() {
+        c.last_seen_ms = now;
+    }
+    // One peer died a moment ago: still `Online` (unstable only after 30 s), but silent
+    // for longer than the freshness bound.
+    let dead = *t.chunkservers.keys().find(|c| **c != hog).unwrap();
+    t.chunkservers.get_mut(&dead).unwrap().last_seen_ms = now - cfg.leader_balance_fresh_ms - 1;
+    let ops = schedule(&t, &OperatorSet::default(), now, &cfg);
+    assert!(
+        ops.iter()
+            .all(|p| !matches!(p.op.kind, OperatorKind::TransferLeader(_))),
+        "no balancing of copysets with a silent peer: {ops:?}"
+    );
+    // Once it is heard from again, balancing resumes.
+    t.chunkservers.get_mut(&dead).unwrap().last_seen_ms = now;
+    let ops = schedule(&t, &OperatorSet::default(), now, &cfg);
+    assert!(ops
+        .iter()
+        .any(|p| matches!(p.op.kind, OperatorKind::TransferLeader(_))));
+}
+
+#[test]
 fn operators_complete_by_epoch_and_time_out() {
     let mut t = cluster(3, 2, 1, 4);
     set_state(&mut t, ChunkServerId(111), OnlineState::Offline);
