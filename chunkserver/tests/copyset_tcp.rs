@@ -9,7 +9,7 @@ use basalt_chunkserver::copyset::{
 use basalt_proto::chunk::RaftRole;
 use basalt_proto::hello::{Identity, Role};
 use basalt_proto::ids::{ChunkId, ChunkServerId, CopysetId, GroupId, LogicalPoolId};
-use basalt_proto::status::PeerAddr;
+use basalt_proto::status::{ChunkError, PeerAddr};
 use basalt_transport::{Router, ServerHandle, TcpTransport, TransportOptions};
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -98,7 +98,7 @@ async fn replication_snapshot_install_and_failover_over_tcp() {
     for n in nodes[..3].iter().rev() {
         n.reg.create(g, &peers).await.unwrap();
     }
-    let l = leader_of(&nodes, g).await;
+    let mut l = leader_of(&nodes, g).await;
 
     // 1 MiB writes: bodies beyond a few hundred KiB travel in the frame payload.
     let ws: Vec<(ChunkId, u64, Bytes)> = (0..30u64)
@@ -109,13 +109,19 @@ async fn replication_snapshot_install_and_failover_over_tcp() {
         })
         .collect();
     let mut last = 0;
+    let deadline = Instant::now() + WAIT;
     for (c, o, d) in &ws {
-        last = nodes[l]
-            .reg
-            .write(g, *c, *o, d.clone())
-            .await
-            .unwrap()
-            .index;
+        // Leadership may still move right after the first election on a loaded machine;
+        // follow it as a client does.
+        last = loop {
+            match nodes[l].reg.write(g, *c, *o, d.clone()).await {
+                Ok(ok) => break ok.index,
+                Err(ChunkError::Redirect { .. }) if Instant::now() < deadline => {
+                    l = leader_of(&nodes, g).await;
+                }
+                Err(e) => panic!("write failed: {e:?}"),
+            }
+        };
     }
     let leader_raft = nodes[l].reg.get(g).unwrap();
     leader_raft
