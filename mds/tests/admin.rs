@@ -28,33 +28,11 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-const MAP: &str = r#"
-[[physical-pool]]
-name = "p1"
-[[zone]]
-name = "z1"
-physical-pool = "p1"
-[[zone]]
-name = "z2"
-physical-pool = "p1"
-[[zone]]
-name = "z3"
-physical-pool = "p1"
-[[server]]
-name = "h1"
-zone = "z1"
-[[server]]
-name = "h2"
-zone = "z2"
-[[server]]
-name = "h3"
-zone = "z3"
-[[logical-pool]]
-name = "blocks"
-physical-pool = "p1"
-replicas = 3
-copysets-per-chunkserver = 2
-"#;
+mod common;
+
+fn map() -> String {
+    common::three_zone_map(2)
+}
 
 const OWN: &str = "10.0.0.1:8100";
 
@@ -163,17 +141,17 @@ fn lead(group: GroupId, leader: ChunkServerId) -> CopysetReport {
 /// Topology apply/get: idempotent, reports changes, refuses bad maps without a change.
 async fn topology_round_trip(f: &Fixture) {
     let c = &f.conn;
-    let first = apply(c, MAP).await.unwrap();
+    let first = apply(c, &map()).await.unwrap();
     assert_eq!(first.physical_pools, vec!["p1"]);
     assert_eq!(first.zones, vec!["z1", "z2", "z3"]);
     assert_eq!(first.servers, vec!["h1", "h2", "h3"]);
     assert_eq!(first.logical_pools, vec!["blocks"]);
-    assert_eq!(apply(c, MAP).await.unwrap(), TopologyChanges::default());
+    assert_eq!(apply(c, &map()).await.unwrap(), TopologyChanges::default());
     let before = call(c, &GetTopology {}).await.unwrap().toml;
     // Re-applying what GetTopology returns changes nothing.
     assert_eq!(apply(c, &before).await.unwrap(), TopologyChanges::default());
 
-    let bad_parent = format!("{MAP}\n[[server]]\nname = \"h9\"\nzone = \"nowhere\"\n");
+    let bad_parent = format!("{}\n[[server]]\nname = \"h9\"\nzone = \"nowhere\"\n", map());
     match apply(c, &bad_parent).await {
         Err(MdsError::InvalidTopology { reason }) => {
             assert!(
@@ -183,7 +161,7 @@ async fn topology_round_trip(f: &Fixture) {
         }
         other => panic!("{other:?}"),
     }
-    let moved = MAP.replace(
+    let moved = map().replace(
         "name = \"h1\"\nzone = \"z1\"",
         "name = \"h1\"\nzone = \"z2\"",
     );
@@ -200,7 +178,7 @@ async fn topology_round_trip(f: &Fixture) {
     assert!(apply(c, &partial).await.is_err());
     assert_eq!(call(c, &GetTopology {}).await.unwrap().toml, before);
 
-    let bigger = format!("{MAP}\n[[server]]\nname = \"h4\"\nzone = \"z1\"\n");
+    let bigger = format!("{}\n[[server]]\nname = \"h4\"\nzone = \"z1\"\n", map());
     let d = apply(c, &bigger).await.unwrap();
     assert_eq!(
         d,
@@ -451,7 +429,7 @@ async fn metrics_endpoint_reports_leadership_and_cluster() {
         let srv = MetricsServer::bind("127.0.0.1:0".parse().unwrap(), Arc::new(registry))
             .await
             .unwrap();
-        apply(&f.conn, MAP).await.unwrap();
+        apply(&f.conn, &map()).await.unwrap();
         let regs = register_three(&f.state).await;
         f.state.create_copysets(LogicalPoolId(1), 3).await.unwrap();
         f.state.heartbeat(&hb(&regs[0], vec![]), 500).await.unwrap();
@@ -506,7 +484,7 @@ async fn topology_apply_persists_in_etcd() {
         .unwrap();
         assert_eq!(cps.len(), 2);
         assert_eq!(
-            apply(&g.conn, MAP).await.unwrap(),
+            apply(&g.conn, &map()).await.unwrap(),
             TopologyChanges::default()
         );
     })

@@ -19,33 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const MAP: &str = r#"
-[[physical-pool]]
-name = "p1"
-[[zone]]
-name = "z1"
-physical-pool = "p1"
-[[zone]]
-name = "z2"
-physical-pool = "p1"
-[[zone]]
-name = "z3"
-physical-pool = "p1"
-[[server]]
-name = "h1"
-zone = "z1"
-[[server]]
-name = "h2"
-zone = "z2"
-[[server]]
-name = "h3"
-zone = "z3"
-[[logical-pool]]
-name = "blocks"
-physical-pool = "p1"
-replicas = 3
-copysets-per-chunkserver = 10
-"#;
+mod common;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -73,7 +47,7 @@ fn reg(server: &str, disk: &str, port: u16) -> RegisterChunkServer {
 
 /// Build a cluster with volumes and segments; returns tokens by chunkserver.
 async fn populate(st: &MdsState) -> BTreeMap<ChunkServerId, String> {
-    let map = ClusterMap::parse(MAP).unwrap();
+    let map = ClusterMap::parse(&common::three_zone_map(10)).unwrap();
     let d = st.apply_cluster_map(&map).await.unwrap();
     assert_eq!(d.servers.len(), 3);
     assert!(
