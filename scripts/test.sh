@@ -16,6 +16,8 @@ ROOT=$(pwd)
 export UCX_NET_DEVICES=lo
 export RUST_BACKTRACE=1
 export CARGO_TERM_COLOR=never
+# A one-shot build: incremental caches would only cost disk (several GB) and time.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export CARGO_TARGET_DIR=$TARGET_DIR
 
@@ -46,6 +48,15 @@ print_summary() {
     echo
     echo "== test.sh summary (total $(($(date +%s) - T0))s) =="
     printf '%s\n' "${SUMMARY[@]}"
+    disk_report
+}
+
+# Cluster tests format chunkserver data dirs under $TMPDIR: a full disk shows up as a
+# failed format, so say how much room there was.
+disk_report() {
+    mkdir -p "$TARGET_DIR"
+    echo "disk space (target dir, temp dir):"
+    df -h "$TARGET_DIR" "${TMPDIR:-/tmp}" 2>/dev/null | sed 's/^/    /' || true
 }
 
 # The functions below run under `step`'s `||`, where bash ignores `set -e`: every command
@@ -86,6 +97,7 @@ cluster_tests() {
     [ "$failed" -eq 0 ]
 }
 
+disk_report
 step "setup" bash scripts/setup.sh
 step "rustfmt" cargo fmt --all -- --check --color never
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings

@@ -30,6 +30,9 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 /// Default WAL segment size (64 MiB).
 pub const DEFAULT_WAL_SEGMENT_SIZE: u64 = 64 << 20;
 
+/// Space `format` leaves free beyond the pools: the daemon still needs room for its
+/// meta file, logs and snapshots metadata on a disk the pools otherwise fill.
+pub const FORMAT_SPACE_RESERVE: u64 = 64 << 20;
 const META_MAGIC: &[u8; 8] = b"BSLTMETA";
 const ZERO_BLOCK: usize = 1 << 20;
 
@@ -335,6 +338,18 @@ impl DataDir {
         let want_chunks = opts.pool_size.saturating_sub(have_chunks);
         let want_segs = opts.wal_segments.saturating_sub(have_segs);
         let total = want_chunks * file_size + want_segs * dir.meta.wal_segment_size;
+        if total > 0 {
+            let available = crate::fs_space::available_bytes(&dir.root)
+                .map_err(disk_err("statvfs data dir"))?;
+            let need = total.saturating_add(FORMAT_SPACE_RESERVE);
+            if available < need {
+                return Err(ChunkServerError::FormatNoSpace {
+                    path: dir.root.clone(),
+                    need,
+                    available,
+                });
+            }
+        }
         let mut done = 0u64;
         progress(FormatProgress { done, total });
         let header = ChunkHeader::free(dir.meta.chunk_size).encode();

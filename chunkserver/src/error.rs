@@ -20,6 +20,17 @@ pub enum ChunkServerError {
         /// Which pool ("chunk" or "wal").
         pool: &'static str,
     },
+    /// `format` found less free space on the data dir's filesystem than the pools it was
+    /// asked to preallocate need (plus a reserve for logs and metadata).
+    #[error("not enough free space to format {path}: need {need} bytes, {available} available")]
+    FormatNoSpace {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// Bytes the missing pool files need, plus the reserve.
+        need: u64,
+        /// Bytes available on the filesystem.
+        available: u64,
+    },
     /// A chunk that does not exist was asked for.
     #[error("{group}/{chunk}: chunk not found")]
     ChunkNotFound {

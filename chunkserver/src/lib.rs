@@ -21,6 +21,7 @@ pub mod config;
 pub mod copyset;
 pub mod datadir;
 pub mod error;
+pub mod fs_space;
 pub mod group_log;
 pub mod mds_link;
 pub mod poller;

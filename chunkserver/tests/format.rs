@@ -300,3 +300,34 @@ fn check_reports_corruption_with_nonzero_exit() {
     std::fs::write(&meta, m).unwrap();
     assert!(!run().status.success());
 }
+
+/// A pool larger than the filesystem's free space is refused before any file is
+/// preallocated, with both sizes in the error (instead of ENOSPC half-way through).
+#[test]
+fn format_refuses_a_pool_larger_than_the_free_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let avail = basalt_chunkserver::fs_space::available_bytes(dir.path()).unwrap();
+    let chunk = 16u64 << 20;
+    let too_many = avail / chunk + 1;
+    let err = DataDir::format(
+        dir.path(),
+        &FormatOptions {
+            pool_size: too_many,
+            wal_segments: 1,
+            chunk_size: chunk,
+            wal_segment_size: 1 << 20,
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    match err {
+        ChunkServerError::FormatNoSpace {
+            need, available, ..
+        } => {
+            assert!(need > available, "need {need} available {available}");
+        }
+        e => panic!("unexpected error: {e}"),
+    }
+    assert!(names(&dir.path().join("pool")).is_empty());
+    assert!(names(&dir.path().join("wal")).is_empty());
+}

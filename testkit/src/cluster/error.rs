@@ -55,7 +55,7 @@ pub enum ClusterError {
         step: &'static str,
         /// Exit status.
         status: std::process::ExitStatus,
-        /// Last lines of its log.
+        /// Last lines of its stderr.
         log_tail: String,
     },
     /// A process exited while the cluster waited for it to become ready.

@@ -64,24 +64,30 @@ pub fn spawn(p: &ProcessPlan) -> Result<Started> {
 }
 
 /// Run `p` to completion (a `format` step), bounded by `timeout`.
+///
+/// The step's stderr comes back through a pipe (and is then appended to its log), so its
+/// error is reported even when the log cannot be written — a format that fails because
+/// the disk is full would otherwise leave an empty log and an unexplained exit status.
 pub fn run_step(p: &ProcessPlan, step: &'static str, timeout: Duration) -> Result<()> {
-    let mut child = command(p)?.spawn().map_err(|source| ClusterError::Spawn {
+    let mut cmd = command(p)?;
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ClusterError::Spawn {
         name: p.name.clone(),
         program: p.program.clone(),
         source,
     })?;
+    // Drained on a thread: a chatty step must not block on a full pipe.
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut e, &mut buf);
+            buf
+        })
+    });
     let t0 = Instant::now();
-    loop {
+    let status = loop {
         if let Some(status) = child.try_wait().map_err(io("wait", &p.program))? {
-            if status.success() {
-                return Ok(());
-            }
-            return Err(ClusterError::StepFailed {
-                name: p.name.clone(),
-                step,
-                status,
-                log_tail: log_tail(p, 10),
-            });
+            break status;
         }
         if t0.elapsed() > timeout {
             let _ = child.kill();
@@ -92,7 +98,25 @@ pub fn run_step(p: &ProcessPlan, step: &'static str, timeout: Duration) -> Resul
             });
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    let err_text = stderr
+        .and_then(|h| h.join().ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    // Best effort: the log is where the rest of the process's output lives.
+    if let Ok(mut log) = open_log(p) {
+        let _ = std::io::Write::write_all(&mut log, err_text.as_bytes());
     }
+    if status.success() {
+        return Ok(());
+    }
+    let lines: Vec<&str> = err_text.lines().collect();
+    Err(ClusterError::StepFailed {
+        name: p.name.clone(),
+        step,
+        status,
+        log_tail: lines[lines.len().saturating_sub(10)..].join("\n"),
+    })
 }
 
 /// The last `n` lines of `p`'s log.
@@ -250,5 +274,24 @@ mod tests {
         }
         p.args = vec!["-c".into(), "true".into()];
         run_step(&p, "format", Duration::from_secs(10)).unwrap();
+        let log = std::fs::read_to_string(dir.path().join("logs/sleeper.log")).unwrap();
+        assert!(log.contains("formatting broke"), "{log}");
+    }
+
+    /// A full disk: the log takes no bytes (`/dev/full` fails every write with ENOSPC),
+    /// yet the step's own error still reaches the caller.
+    #[test]
+    fn failing_step_is_explained_when_its_log_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = sleeper(dir.path());
+        p.log = "/dev/full".into();
+        p.program = "sh".into();
+        p.args = vec!["-c".into(), "echo no space left >&2; exit 1".into()];
+        match run_step(&p, "format", Duration::from_secs(10)) {
+            Err(ClusterError::StepFailed { log_tail, .. }) => {
+                assert!(log_tail.contains("no space left"), "{log_tail}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
