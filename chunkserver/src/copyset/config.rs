@@ -45,6 +45,10 @@ pub struct CopysetConfig {
     /// How long a follower may take to install a snapshot (it copies every chunk of the
     /// group from the leader before answering).
     pub snapshot_install_timeout_ms: u64,
+    /// Hand a group over at once when its leader's process is gone (a dial to it is
+    /// refused) instead of waiting for the election timeout; see
+    /// [`crate::copyset::leader_watch`].
+    pub leader_watch: bool,
 }
 
 impl Default for CopysetConfig {
@@ -65,6 +69,7 @@ impl Default for CopysetConfig {
             rpc_timeout_ms: 5000,
             unreachable_backoff_ms: 200,
             snapshot_install_timeout_ms: 600_000,
+            leader_watch: true,
         }
     }
 }

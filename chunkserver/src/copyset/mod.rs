@@ -10,6 +10,7 @@
 //!   operations the chunk service routes to them (write, read, leader, status, membership).
 //! - [`transport_net`]: [`network::RaftNet`] over `basalt-transport` and the server-side
 //!   raft routes.
+//! - [`leader_watch`]: fast failover when a leader's process dies (refused dials).
 //! - [`config`]: raft settings.
 //! - [`testing`]: TEST SUPPORT ONLY, in-memory log, chunk store and network.
 //!
@@ -17,6 +18,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod leader_watch;
 pub mod log_store;
 pub mod network;
 pub mod registry;

@@ -74,6 +74,14 @@ pub trait RaftNet: Send + Sync + 'static {
         body: Bytes,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Bytes, ChunkServerError>>;
+    /// Resolves once chunkserver `target`'s process is known to be gone: a connection to
+    /// it closed and a fresh dial was refused (nothing listens at its address). Never
+    /// resolves for a peer that is alive, hung or cut off (those are left to the election
+    /// timeout). See [`crate::copyset::leader_watch`]. The default never resolves.
+    fn gone(&self, target: u64) -> BoxFuture<'static, ()> {
+        let _ = target;
+        Box::pin(std::future::pending())
+    }
 }
 
 /// A snapshot offered by the leader: the receiver pulls the listed chunks from `source`.

@@ -7,6 +7,7 @@
 use crate::chunk_api::ChunkStore;
 use crate::copyset::codec;
 use crate::copyset::config::CopysetConfig;
+use crate::copyset::leader_watch::{self, GroupView};
 use crate::copyset::log_store::{save_initial_vote, GroupLogStore, GroupMeta};
 use crate::copyset::network::{
     encode_piece, ChunkFetcher, ChunkPieceRequest, CopysetNetwork, RaftMsgKind, RaftNet, Router,
@@ -88,6 +89,69 @@ struct Inner {
     lifecycle: tokio::sync::Mutex<()>,
 }
 
+/// The leader watch loop: watch the leaders of the groups this node votes in; when one's
+/// process is gone, hand its groups over. Ends when the registry is dropped.
+async fn run_leader_watch(inner: std::sync::Weak<Inner>) {
+    let (gone_tx, mut gone_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut watching: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut tick = tokio::time::interval(LEADER_WATCH_SCAN);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(dead) = gone_rx.recv() => {
+                let Some(inner) = inner.upgrade() else { break };
+                watching.remove(&dead);
+                Copysets { inner }.leader_gone(dead).await;
+                continue;
+            }
+        }
+        let Some(inner) = inner.upgrade() else { break };
+        let me = Copysets { inner };
+        let local = node_id(me.inner.local.id);
+        let views = me.group_views();
+        let leaders = leader_watch::watched_leaders(
+            local,
+            &views.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(),
+        );
+        watching.retain(|node, task| {
+            let keep = leaders.contains(node) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for node in leaders {
+            if watching.contains_key(&node) {
+                continue;
+            }
+            // Followers need not have dialled their leader yet: tell the net its address.
+            if let Some(addr) = views
+                .iter()
+                .find(|(v, _)| v.leader == Some(node))
+                .and_then(|(_, a)| *a)
+            {
+                me.inner.net.learn(&addr);
+            }
+            let gone = me.inner.net.gone(node);
+            let tx = gone_tx.clone();
+            watching.insert(
+                node,
+                tokio::spawn(async move {
+                    gone.await;
+                    let _ = tx.send(node);
+                }),
+            );
+        }
+    }
+    for (_, task) in watching {
+        task.abort();
+    }
+}
+
+/// How often the leader watch looks for new leaders to watch.
+const LEADER_WATCH_SCAN: Duration = Duration::from_millis(250);
+
 /// Every copyset of this chunkserver. Cheap to clone.
 #[derive(Clone)]
 pub struct Copysets {
@@ -155,7 +219,55 @@ impl Copysets {
             copysets = me.inner.groups.read().len(),
             "copysets restarted"
         );
+        if me.inner.config.leader_watch {
+            tokio::spawn(run_leader_watch(Arc::downgrade(&me.inner)));
+        }
         Ok(me)
+    }
+
+    /// What the leader watch needs of every local replica.
+    fn group_views(&self) -> Vec<(GroupView, Option<PeerAddr>)> {
+        let groups: Vec<Arc<Copyset>> = self.inner.groups.read().values().cloned().collect();
+        groups
+            .iter()
+            .map(|cs| {
+                let m = cs.metrics();
+                let mem = m.membership_config.membership();
+                let leader_addr = m.current_leader.and_then(|l| mem.get_node(&l).copied());
+                let view = GroupView {
+                    group: cs.group,
+                    leader: m.current_leader,
+                    voters: mem.voter_ids().collect(),
+                };
+                (view, leader_addr)
+            })
+            .collect()
+    }
+
+    /// Chunkserver `dead`'s process is gone: hand each group it led over to the agreed
+    /// successor (see [`crate::copyset::leader_watch`]).
+    async fn leader_gone(&self, dead: u64) {
+        let local = node_id(self.inner.local.id);
+        let views: Vec<GroupView> = self.group_views().into_iter().map(|(v, _)| v).collect();
+        for h in leader_watch::handoffs(local, dead, &views) {
+            let Some(cs) = self.get(h.group) else {
+                continue;
+            };
+            let m = cs.metrics();
+            // Re-check on the live state: the group may have moved on meanwhile.
+            if m.current_leader != Some(dead) {
+                continue;
+            }
+            let req = TransferLeaderRequest::new(m.vote, h.to, None);
+            match cs.raft.handle_transfer_leader(req).await {
+                Ok(Ok(())) => tracing::info!(
+                    group = %h.group, dead, successor = h.to,
+                    "leader process gone: handing the group over"
+                ),
+                Ok(Err(e)) => tracing::debug!(group = %h.group, error = %e, "hand-over refused"),
+                Err(e) => tracing::warn!(group = %h.group, error = %e, "hand-over failed"),
+            }
+        }
     }
 
     /// This chunkserver's address.

@@ -155,7 +155,52 @@ where
         }
         .boxed()
     }
+
+    fn gone(&self, target: u64) -> BoxFuture<'static, ()> {
+        let addr = self.addrs.read().get(&target).copied();
+        // A connection of its own, outside the pools: the pools' re-dial back-off would
+        // answer a probe with a cached error, and a probe must see the dial's own result.
+        let transport = self.data.transport().clone();
+        async move {
+            let Some(addr) = addr else {
+                return std::future::pending().await;
+            };
+            let addr = T::Addr::from(addr);
+            let mut pause = WATCH_MIN_PAUSE;
+            loop {
+                let t0 = tokio::time::Instant::now();
+                match tokio::time::timeout(WATCH_DIAL_BOUND, transport.connect(&addr)).await {
+                    Ok(Ok(conn)) => {
+                        conn.closed().await;
+                        tracing::debug!(peer = target, "watch connection closed, probing");
+                        // Re-dial at once unless the connection died young (a peer that
+                        // accepts and drops must not make this spin).
+                        if t0.elapsed() > WATCH_MAX_PAUSE {
+                            pause = WATCH_MIN_PAUSE;
+                            continue;
+                        }
+                    }
+                    Ok(Err(TransportError::Unreachable { .. })) => {
+                        tracing::info!(peer = target, "dial refused: peer process is gone");
+                        return;
+                    }
+                    // Timeouts and other errors prove nothing: a hung peer looks like this.
+                    Ok(Err(_)) | Err(_) => {}
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(WATCH_MAX_PAUSE);
+            }
+        }
+        .boxed()
+    }
 }
+
+/// Bound of one watch dial (hello included).
+const WATCH_DIAL_BOUND: Duration = Duration::from_secs(2);
+/// First pause between watch dials that failed without proving the peer gone.
+const WATCH_MIN_PAUSE: Duration = Duration::from_millis(50);
+/// Ceiling of that pause.
+const WATCH_MAX_PAUSE: Duration = Duration::from_secs(2);
 
 async fn serve(
     copysets: Copysets,

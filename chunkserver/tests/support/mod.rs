@@ -38,6 +38,12 @@ pub const ELECTION_MAX_MS: u64 = 600;
 /// Raft settings shared by every node: fast elections, snapshots after few entries so
 /// snapshot installs happen within a short test.
 fn config_text(snapshot_after: u64) -> String {
+    config_text_with(snapshot_after, (300, ELECTION_MAX_MS), true)
+}
+
+/// [`config_text`] with other election timeouts (min, max ms) and leader watch setting.
+pub fn config_text_with(snapshot_after: u64, election: (u64, u64), leader_watch: bool) -> String {
+    let (emin, emax) = election;
     format!(
         r#"
 [io]
@@ -46,13 +52,14 @@ pollers = 1
 [copyset]
 heartbeat-interval-ms = 50
 heartbeat-min-interval-ms = 50
-election-timeout-min-ms = 300
-election-timeout-max-ms = {ELECTION_MAX_MS}
+election-timeout-min-ms = {emin}
+election-timeout-max-ms = {emax}
 snapshot-after-entries = {snapshot_after}
 keep-after-snapshot = 0
 unreachable-backoff-ms = 50
 rpc-timeout-ms = 2000
 catch-up-timeout-ms = 15000
+leader-watch = {leader_watch}
 
 [transport]
 call-timeout-ms = 5000
@@ -137,9 +144,14 @@ fn format_dir(dir: &Path) {
 impl Cluster {
     /// Format `n` data dirs and start a chunkserver on each (ids 1..=n).
     pub async fn start(n: u32, snapshot_after: u64) -> Cluster {
+        Cluster::start_with_config(n, &config_text(snapshot_after)).await
+    }
+
+    /// [`Cluster::start`] with this config file text.
+    pub async fn start_with_config(n: u32, config_text: &str) -> Cluster {
         let root = tempfile::tempdir().expect("tempdir");
         let config = root.path().join("chunkserver.toml");
-        std::fs::write(&config, config_text(snapshot_after)).unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let transport = TcpTransport::new(TransportOptions::new(Identity {
             role: Role::Tool,
             chunkserver: None,
