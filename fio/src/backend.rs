@@ -23,6 +23,11 @@ pub trait EngineBackend: Send + Sync + 'static {
     async fn trim(&self, offset: u64, len: u64) -> Result<(), FioError>;
     /// Make every completed write durable.
     async fn flush(&self) -> Result<(), FioError>;
+    /// End the job's use of the volume (the client backend ends its MDS session, so
+    /// another client can open it exclusively at once). I/O after this fails.
+    async fn close(&self) -> Result<(), FioError> {
+        Ok(())
+    }
 }
 
 /// The size of the volume the options name, without starting anything (fio's `setup`

@@ -7,6 +7,7 @@ use basalt_client::config_file::{parse_addrs, ClientFile};
 use basalt_client::{ClientError, Cluster, OpenOptions, Volume};
 use basalt_transport::{FastPathMode, TcpTransport};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long opening a volume may wait for an MDS before the job fails.
@@ -82,9 +83,17 @@ pub fn probe_size(opts: &EngineOptions, volume: &str) -> Result<u64, FioError> {
     size
 }
 
-/// An open volume.
+/// An open volume. Every I/O holds a clone of the `Arc` while it runs; `close` takes the
+/// volume out and, once no I/O holds it any more, ends its MDS session.
 pub struct ClientVolume {
-    volume: Volume<TcpTransport>,
+    volume: parking_lot::Mutex<Option<Arc<Volume<TcpTransport>>>>,
+    size: u64,
+}
+
+impl ClientVolume {
+    fn get(&self) -> Result<Arc<Volume<TcpTransport>>, FioError> {
+        self.volume.lock().clone().ok_or(FioError::Closed)
+    }
 }
 
 impl ClientVolume {
@@ -97,7 +106,8 @@ impl ClientVolume {
             .await
             .map_err(|e| open_error(volume, e))?;
         Ok(ClientVolume {
-            volume: volume_handle,
+            size: volume_handle.size(),
+            volume: parking_lot::Mutex::new(Some(Arc::new(volume_handle))),
         })
     }
 }
@@ -105,22 +115,40 @@ impl ClientVolume {
 #[async_trait::async_trait]
 impl EngineBackend for ClientVolume {
     fn size(&self) -> u64 {
-        self.volume.size()
+        self.size
     }
 
     async fn read(&self, offset: u64, len: usize) -> Result<Bytes, FioError> {
-        self.volume.read(offset, len as u64).await.map_err(io_error)
+        self.get()?.read(offset, len as u64).await.map_err(io_error)
     }
 
     async fn write(&self, offset: u64, data: Bytes) -> Result<(), FioError> {
-        self.volume.write(offset, data).await.map_err(io_error)
+        self.get()?.write(offset, data).await.map_err(io_error)
     }
 
     async fn trim(&self, offset: u64, len: u64) -> Result<(), FioError> {
-        self.volume.discard(offset, len).await.map_err(io_error)
+        self.get()?.discard(offset, len).await.map_err(io_error)
     }
 
     async fn flush(&self) -> Result<(), FioError> {
-        self.volume.flush().await.map_err(io_error)
+        self.get()?.flush().await.map_err(io_error)
+    }
+
+    async fn close(&self) -> Result<(), FioError> {
+        let Some(mut v) = self.volume.lock().take() else {
+            return Ok(());
+        };
+        // I/O still running holds clones; the engine closes after the last completion,
+        // so this normally succeeds at once.
+        let volume = loop {
+            match Arc::try_unwrap(v) {
+                Ok(volume) => break volume,
+                Err(shared) => {
+                    v = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        };
+        volume.close().await.map_err(io_error)
     }
 }

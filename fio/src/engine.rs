@@ -88,6 +88,26 @@ pub struct Engine {
     busy_poll: bool,
 }
 
+/// Bound of closing the backend when the job ends (an MDS that does not answer must not
+/// hang fio's cleanup; the session then simply expires).
+const CLOSE_BOUND: Duration = Duration::from_secs(5);
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let backend = self.backend.clone();
+        let closed = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(CLOSE_BOUND, backend.close()).await });
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("fio: basalt: closing the volume failed: {e}"),
+            Err(_) => {
+                eprintln!("fio: basalt: closing the volume timed out; its session will expire")
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
@@ -230,6 +250,42 @@ mod tests {
 
     fn engine(depth: usize, busy_poll: bool) -> Engine {
         Engine::new(Arc::new(MemVolume::new(1 << 20)), depth, 1, busy_poll).unwrap()
+    }
+
+    /// Counts `close` calls; everything else is a no-op.
+    #[derive(Default)]
+    struct CloseCounter(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl EngineBackend for CloseCounter {
+        fn size(&self) -> u64 {
+            1 << 20
+        }
+        async fn read(&self, _: u64, len: usize) -> Result<Bytes, FioError> {
+            Ok(Bytes::from(vec![0; len]))
+        }
+        async fn write(&self, _: u64, _: Bytes) -> Result<(), FioError> {
+            Ok(())
+        }
+        async fn trim(&self, _: u64, _: u64) -> Result<(), FioError> {
+            Ok(())
+        }
+        async fn flush(&self) -> Result<(), FioError> {
+            Ok(())
+        }
+        async fn close(&self) -> Result<(), FioError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropping_the_engine_closes_the_backend_once() {
+        let b = Arc::new(CloseCounter::default());
+        let e = Engine::new(b.clone(), 4, 1, false).unwrap();
+        assert_eq!(b.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(e);
+        assert_eq!(b.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

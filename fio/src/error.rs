@@ -77,6 +77,9 @@ pub enum FioError {
         /// The job's iodepth.
         depth: usize,
     },
+    /// An I/O was issued after the job closed its volume (fio's cleanup ran).
+    #[error("volume already closed")]
+    Closed,
     /// The backend failed an I/O.
     #[error("backend i/o error: {reason}")]
     Backend {
