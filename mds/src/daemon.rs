@@ -6,7 +6,7 @@
 
 use crate::config::MdsConfig;
 use crate::copyset_creator::CopysetCreator;
-use crate::election::{leader, Candidate, ElectionConfig, StepDownReason};
+use crate::election::{follow_leader, Candidate, ElectionConfig, StepDownReason};
 use crate::error::{Error, Result};
 use crate::metrics::MdsMetrics;
 use crate::service::{system_now_ms, MdsService};
@@ -15,12 +15,10 @@ use crate::store::etcd::{connect, connect_streaming, EtcdStore};
 use crate::store::fence::FencedStore;
 use crate::store::MetaStore;
 use crate::topology::clustermap::ClusterMap;
-use crate::topology::OnlineState;
 use basalt_proto::hello::{Identity, Role};
 use basalt_transport::metrics_http::MetricsServer;
 use basalt_transport::{ConnectionPool, TcpTransport, TransportOptions};
 use prometheus_client::registry::Registry;
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,20 +38,15 @@ pub fn parse_leader_value(v: &str) -> Option<SocketAddr> {
     v.rsplit_once('@')?.1.parse().ok()
 }
 
+/// Create (or resume) the copysets of every pool that needs them; a pool refused (say,
+/// its scatter width is out of reach) does not hold up the others. Only a fence failure
+/// is returned: this MDS was deposed.
 async fn create_pending_copysets(state: &MdsState, min: usize) -> Result<()> {
-    let topo = state.topology().await;
-    for (id, lp) in &topo.lpools {
-        if topo.copysets_of(*id).next().is_some() {
-            continue;
-        }
-        let online: Vec<_> = topo
-            .chunkservers_in(lp.physical)
-            .into_iter()
-            .filter(|c| topo.chunkservers[c].state == OnlineState::Online)
-            .collect();
-        let zones: BTreeSet<_> = online.iter().filter_map(|c| topo.zone_of(*c)).collect();
-        if online.len() >= min && zones.len() >= usize::from(lp.replicas) {
-            state.create_copysets(*id, u64::from(id.0)).await?;
+    for pool in state.pools_to_place(min).await {
+        match state.create_copysets(pool, u64::from(pool.0)).await {
+            Ok(_) => {}
+            Err(Error::Fenced) => return Err(Error::Fenced),
+            Err(e) => tracing::warn!(%pool, error = %e, "copyset creation failed"),
         }
     }
     Ok(())
@@ -107,18 +100,17 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
     let eclient = connect_streaming(&cfg.etcd).await?;
     let mut ecfg = ElectionConfig::new(format!("{}@{}", cfg.name, advertise));
     ecfg.ttl = Duration::from_millis(cfg.election_ttl_ms);
-    let mut candidate = Candidate::new(eclient, ecfg).await?;
-    // Standby: keep the leader hint fresh for NotLeader answers.
+    let mut candidate = Candidate::new(eclient.clone(), ecfg).await?;
+    // Standby: follow the election for NotLeader answers (updated as soon as a new
+    // leader is elected).
     let hint_task = {
-        let (svc, client) = (service.clone(), client.clone());
-        tokio::spawn(async move {
-            loop {
-                if let Ok(v) = leader(&client, crate::keys::LEADER).await {
-                    svc.set_leader_hint(v.as_deref().and_then(parse_leader_value));
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
+        let svc = service.clone();
+        tokio::spawn(follow_leader(
+            eclient,
+            crate::keys::LEADER.to_string(),
+            Duration::from_millis(500),
+            move |v| svc.set_leader_hint(v.as_deref().and_then(parse_leader_value)),
+        ))
     };
     let leadership = tokio::select! {
         l = candidate.campaign() => l?,

@@ -403,3 +403,33 @@ pub async fn leader(client: &Client, name: &str) -> Result<Option<String>> {
         }),
     }
 }
+
+/// Keep `report`ing the election's leader value, for a standby's "not leader" hints: the
+/// current value first, then each new leader as `observe` announces it (no polling lag).
+/// `observe` is silent while nobody leads, so the last value stays until a successor is
+/// elected. After the stream fails or ends, start over after `retry`. Runs until aborted:
+/// spawn it in its own task, with a streaming client
+/// ([`crate::store::etcd::connect_streaming`]).
+pub async fn follow_leader(
+    client: Client,
+    name: String,
+    retry: Duration,
+    report: impl Fn(Option<String>) + Send,
+) {
+    let value = |kv: &etcd_client::KeyValue| String::from_utf8_lossy(kv.value()).into_owned();
+    loop {
+        if let Ok(v) = leader(&client, &name).await {
+            report(v);
+        }
+        let mut c = client.clone();
+        match c.observe(name.clone()).await {
+            Ok(mut stream) => {
+                while let Ok(Some(r)) = stream.message().await {
+                    report(r.kv().map(value));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "observe failed; retrying"),
+        }
+        tokio::time::sleep(retry).await;
+    }
+}

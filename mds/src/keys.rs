@@ -15,6 +15,8 @@
 //! /basalt/v1/topo/cs/<BE u32>                 ChunkServer
 //! /basalt/v1/topo/lpool/<BE u32>              LogicalPool
 //! /basalt/v1/topo/copyset/<BE u64 group id>   CopysetRecord (pool << 32 | copyset)
+//! /basalt/v1/topo/placement/<BE u32 lpool>     PlacementPlan (written before the
+//!                                             pool's copysets; lets a successor resume)
 //! /basalt/v1/ns/vol/<BE u64 volume id>        VolumeRecord
 //! /basalt/v1/ns/seg/<BE u64 vol><BE u64 idx>  SegmentInfo
 //! /basalt/v1/ns/recycle/<BE u64 volume id>    VolumeRecord of a deleted volume
@@ -56,6 +58,8 @@ pub const CHUNKSERVER: &str = "/basalt/v1/topo/cs/";
 pub const LPOOL: &str = "/basalt/v1/topo/lpool/";
 /// Prefix of copysets.
 pub const COPYSET: &str = "/basalt/v1/topo/copyset/";
+/// Prefix of logical pools' placement plans.
+pub const PLACEMENT: &str = "/basalt/v1/topo/placement/";
 /// Prefix of volumes.
 pub const VOLUME: &str = "/basalt/v1/ns/vol/";
 /// Prefix of segments.
@@ -97,6 +101,10 @@ pub fn lpool(id: LogicalPoolId) -> Vec<u8> {
 /// Copyset key.
 pub fn copyset(g: GroupId) -> Vec<u8> {
     with_be(COPYSET, &[&g.0.to_be_bytes()])
+}
+/// Placement plan key of a logical pool.
+pub fn placement(id: LogicalPoolId) -> Vec<u8> {
+    with_be(PLACEMENT, &[&id.0.to_be_bytes()])
 }
 /// Volume key.
 pub fn volume(id: VolumeId) -> Vec<u8> {

@@ -83,6 +83,8 @@ impl MdsService {
 
     /// Start serving `state` while `still_leader()` holds.
     pub fn activate(&self, state: Arc<MdsState>, still_leader: LeaderCheck) {
+        // A hint from standby days would name a former leader once this one steps down.
+        *self.leader_hint.write() = None;
         *self.active.write() = Some(Active {
             state,
             still_leader,
@@ -90,9 +92,10 @@ impl MdsService {
         self.metrics.leader.set(1);
     }
 
-    /// Stop serving (stepped down).
+    /// Stop serving (stepped down). The leader is unknown until a new hint is set.
     pub fn deactivate(&self) {
         *self.active.write() = None;
+        *self.leader_hint.write() = None;
         self.metrics.leader.set(0);
     }
 

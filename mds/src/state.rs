@@ -18,7 +18,7 @@ use crate::heartbeat;
 use crate::keys;
 use crate::metrics::{MdsMetrics, Observation, OperatorEvent};
 use crate::namespace::Namespace;
-use crate::placement::{place, PlacementRequest};
+use crate::placement::{place, place_checked, pools_to_place, PlacementPlan};
 use crate::scheduler::Reconciled;
 use crate::scheduler::{schedule, OperatorSet, PendingOp, SchedulerConfig};
 use crate::store::{list_all, next_ids, Compare, MetaStore, Op, Txn, MAX_TXN_OPS};
@@ -90,6 +90,8 @@ struct Inner {
     cluster: ClusterRecord,
     /// Copysets in each chunkserver's latest heartbeat since the load.
     reported: Reported,
+    /// Placement plans of logical pools (see [`PlacementPlan`]).
+    plans: std::collections::BTreeMap<LogicalPoolId, PlacementPlan>,
 }
 
 /// The MDS state.
@@ -149,6 +151,18 @@ impl MdsState {
         }
         for (_, v) in load_all::<CopysetRecord>(s, keys::COPYSET, page).await? {
             topo.copysets.insert(v.group, v);
+        }
+        let mut plans = std::collections::BTreeMap::new();
+        for (k, v) in load_all::<PlacementPlan>(s, keys::PLACEMENT, page).await? {
+            let id = k
+                .strip_prefix(keys::PLACEMENT.as_bytes())
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(|b| LogicalPoolId(u32::from_be_bytes(b)))
+                .ok_or_else(|| Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad placement key".into(),
+                })?;
+            plans.insert(id, v);
         }
         let mut ns = Namespace::new(cfg.session_lease_ms);
         for (_, v) in load_all::<VolumeInfo>(s, keys::VOLUME, page).await? {
@@ -211,6 +225,7 @@ impl MdsState {
                 rng,
                 cluster,
                 reported: Reported::new(),
+                plans,
             }),
             cfg,
             metrics: MdsMetrics::new(),
@@ -327,8 +342,24 @@ impl MdsState {
         Ok(out)
     }
 
-    /// Create the copysets of a logical pool over its online chunkservers. Idempotent:
-    /// a pool that has copysets is left alone (returns 0).
+    /// Logical pools whose copysets the daemon should create now
+    /// ([`crate::placement::pools_to_place`]).
+    pub async fn pools_to_place(&self, min_online: usize) -> Vec<LogicalPoolId> {
+        let g = self.inner.lock().await;
+        pools_to_place(&g.topo, &g.plans, min_online)
+    }
+
+    /// The placement plan of a logical pool, once its copyset creation started.
+    pub async fn placement_plan(&self, pool: LogicalPoolId) -> Option<PlacementPlan> {
+        self.inner.lock().await.plans.get(&pool).cloned()
+    }
+
+    /// Create the copysets of a logical pool over its online chunkservers; returns how
+    /// many were written. The placement's inputs (`seed`, members) are stored first as a
+    /// [`PlacementPlan`], then the copysets in batches: if this MDS dies or is deposed
+    /// half-way, a later call (by any MDS) recomputes the same placement from the plan
+    /// and writes only the missing copysets. Idempotent: a complete pool, or one with
+    /// copysets but no plan (placed before plans existed), is left alone (returns 0).
     pub async fn create_copysets(&self, pool: LogicalPoolId, seed: u64) -> Result<usize> {
         let mut g = self.inner.lock().await;
         let lp = g.topo.lpools.get(&pool).cloned().ok_or_else(|| {
@@ -336,25 +367,52 @@ impl MdsState {
                 reason: format!("unknown logical pool {pool}"),
             })
         })?;
-        if g.topo.copysets_of(pool).next().is_some() {
-            return Ok(0);
-        }
-        let members = g
-            .topo
-            .chunkservers_in(lp.physical)
-            .into_iter()
-            .filter(|c| g.topo.chunkservers[c].state == OnlineState::Online)
-            .filter_map(|c| Some((c, g.topo.zone_of(c)?)))
-            .collect();
-        let placed = place(&PlacementRequest {
-            pool,
-            replicas: usize::from(lp.replicas),
-            copysets_per_chunkserver: lp.copysets_per_chunkserver,
-            members,
-            first_copyset: 1,
-            seed,
-        })
-        .map_err(refused)?;
+        let plan = match g.plans.get(&pool) {
+            Some(p) => p.clone(),
+            None if g.topo.copysets_of(pool).next().is_some() => return Ok(0),
+            None => {
+                let members = g
+                    .topo
+                    .chunkservers_in(lp.physical)
+                    .into_iter()
+                    .filter(|c| g.topo.chunkservers[c].state == OnlineState::Online)
+                    .filter_map(|c| Some((c, g.topo.zone_of(c)?)))
+                    .collect();
+                let mut plan = PlacementPlan {
+                    seed,
+                    members,
+                    copysets: 0,
+                };
+                let (placed, seed) = place_checked(
+                    &plan.request(pool, lp.replicas, lp.copysets_per_chunkserver),
+                    lp.scatter_width,
+                )
+                .map_err(refused)?;
+                plan.seed = seed;
+                let n = placed.len();
+                plan.copysets = u32::try_from(n).map_err(|_| {
+                    refused(MdsError::InvalidTopology {
+                        reason: format!("logical pool {pool}: {n} copysets"),
+                    })
+                })?;
+                let k = keys::placement(pool);
+                self.commit(
+                    Txn::new()
+                        .when(Compare::absent(k.clone()))
+                        .then(Op::put(k, keys::encode(&plan))),
+                )
+                .await?;
+                g.plans.insert(pool, plan.clone());
+                plan
+            }
+        };
+        let placed: Vec<CopysetRecord> =
+            place(&plan.request(pool, lp.replicas, lp.copysets_per_chunkserver))
+                .map_err(refused)?
+                .into_iter()
+                .filter(|c| !g.topo.copysets.contains_key(&c.group))
+                .collect();
+        let mut n = 0;
         for chunk in placed.chunks(MAX_TXN_OPS / 2) {
             let mut txn = Txn::new();
             for c in chunk {
@@ -364,12 +422,15 @@ impl MdsState {
                     .then(Op::put(k, keys::encode(c)));
             }
             self.commit(txn).await?;
+            // In memory batch by batch: a failed later batch leaves memory equal to etcd.
+            for c in chunk {
+                g.topo.copysets.insert(c.group, c.clone());
+            }
+            n += chunk.len();
         }
-        let n = placed.len();
-        for c in placed {
-            g.topo.copysets.insert(c.group, c);
+        if n > 0 {
+            tracing::info!(%pool, copysets = n, total = plan.copysets, "copysets created");
         }
-        tracing::info!(%pool, copysets = n, "copysets created");
         Ok(n)
     }
 

@@ -178,3 +178,56 @@ async fn etcd_killed_makes_the_leader_step_down() {
     assert!(!lead.is_leader());
     assert!(t0.elapsed() < TTL + Duration::from_secs(2));
 }
+
+/// Wait (bounded) until the follower reports `want`.
+async fn next_value(seen: &mut mpsc::UnboundedReceiver<Option<String>>, want: String) {
+    let found = async {
+        loop {
+            match seen.recv().await {
+                Some(Some(v)) if v == want => return,
+                Some(_) => {}
+                None => panic!("follower ended"),
+            }
+        }
+    };
+    tokio::time::timeout(BOUND, found)
+        .await
+        .unwrap_or_else(|_| panic!("follower never reported {want}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_reports_each_new_leader() {
+    let etcd = EtcdProcess::start().expect("etcd");
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let follower = tokio::spawn(basalt_mds::election::follow_leader(
+        connect(&[etcd.endpoint()]).await.unwrap(),
+        basalt_mds::keys::LEADER.to_string(),
+        // Longer than BOUND: the new leader can only come through the observe stream.
+        Duration::from_secs(60),
+        move |v| {
+            let _ = tx.send(v);
+        },
+    ));
+    // Nobody leads yet.
+    let first_report = tokio::time::timeout(BOUND, seen.recv()).await.unwrap();
+    assert_eq!(first_report, Some(None));
+    let mut rx = start(&etcd.endpoint(), 2).await;
+    let (first, _c1, lead, _) = tokio::time::timeout(BOUND, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    next_value(&mut seen, cfg(first).value).await;
+    lead.resign().await.unwrap();
+    let (second, _c2, _lead2, _) = tokio::time::timeout(BOUND, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(first, second);
+    let t0 = Instant::now();
+    next_value(&mut seen, cfg(second).value).await;
+    println!(
+        "follower saw the new leader {:?} after it won",
+        t0.elapsed()
+    );
+    follower.abort();
+}

@@ -133,7 +133,10 @@ pub struct LogicalPoolEntry {
     /// Copysets per chunkserver.
     #[serde(default = "default_copysets")]
     pub copysets_per_chunkserver: u32,
-    /// Scatter width (0: as wide as possible).
+    /// Minimum scatter width: each chunkserver must share copysets with at least this
+    /// many others, capped by what its copysets and the other zones allow; a placement
+    /// that falls short is refused (see `placement::place_checked`). 0: no minimum
+    /// (placement spreads peers as widely as it can either way).
     #[serde(default)]
     pub scatter_width: u32,
 }

@@ -85,7 +85,8 @@ pub struct LogicalPool {
     pub replicas: u8,
     /// Copysets per chunkserver (about).
     pub copysets_per_chunkserver: u32,
-    /// Distinct peers each chunkserver should share copysets with.
+    /// Minimum distinct peers each chunkserver shares copysets with (0: no minimum),
+    /// checked when the pool's copysets are placed.
     pub scatter_width: u32,
 }
 
