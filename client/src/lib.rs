@@ -12,9 +12,13 @@
 //!
 //! [`Cluster`] and [`Volume`] are the async shell over these, on any `basalt-transport`
 //! transport (TCP/UCX in production, the in-memory one in tests).
+//!
+//! [`capi`] is the C ABI over them (`libbasalt_client.so`, header
+//! `include/basalt_client.h`).
 
 pub mod addr;
 pub mod cache;
+pub mod capi;
 mod chunk_io;
 pub mod config;
 pub mod config_file;
