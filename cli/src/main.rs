@@ -1,5 +1,5 @@
 //! The `basalt` binary: parses the command line, runs it, maps errors to exit codes
-//! (0 ok, 1 error, 2 usage, 3 cluster not reachable).
+//! (0 ok, 1 error, 2 usage, 3 cluster not reachable, 4 check found problems).
 
 use basalt_cli::commands::{run, Cli};
 use basalt_cli::error::EXIT_OK;

@@ -136,9 +136,39 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
+/// Render bytes for people, rounded to one decimal of the largest binary unit that fits
+/// (`1.5GiB`, `812.3MiB`, `17B`): for capacities, which are rarely exact multiples.
+pub fn format_size_approx(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 5] = [
+        ("PiB", 1 << 50),
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (name, f) in UNITS {
+        if bytes >= f {
+            let v = bytes as f64 / f as f64;
+            let text = format!("{v:.1}");
+            return format!("{}{name}", text.strip_suffix(".0").unwrap_or(&text));
+        }
+    }
+    format!("{bytes}B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approximate_sizes_round_to_one_decimal() {
+        assert_eq!(format_size_approx(0), "0B");
+        assert_eq!(format_size_approx(1023), "1023B");
+        assert_eq!(format_size_approx(1536), "1.5KiB");
+        assert_eq!(format_size_approx(3 << 30), "3GiB");
+        assert_eq!(format_size_approx((10 << 30) + (1 << 29)), "10.5GiB");
+        assert_eq!(format_size_approx(u64::MAX), "16384PiB");
+    }
 
     const GIB: u64 = 1 << 30;
 

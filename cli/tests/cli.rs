@@ -1,5 +1,6 @@
 //! The `basalt` binary: golden `--help` output, JSON output of `dev-cluster status` on a
-//! recorded (stopped) cluster, and exit codes for usage errors and an unreachable cluster.
+//! recorded (stopped) cluster, exit codes for usage errors and an unreachable cluster, and
+//! the commands against a real dev cluster.
 //! Snapshots live in `tests/snapshots/`; `BASALT_UPDATE_SNAPSHOTS=1` rewrites them.
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,15 @@ fn help_output_matches_snapshots() {
             "volume-create-help.txt",
         ),
         (&["dev-cluster", "--help"][..], "dev-cluster-help.txt"),
+        (&["copyset", "--help"][..], "copyset-help.txt"),
+        (
+            &["topology", "apply", "--help"][..],
+            "topology-apply-help.txt",
+        ),
+        (
+            &["leader", "transfer", "--help"][..],
+            "leader-transfer-help.txt",
+        ),
         (
             &["dev-cluster", "up", "--help"][..],
             "dev-cluster-up-help.txt",
@@ -225,4 +235,342 @@ fn dev_cluster_up_volume_ls_down() {
     }
     let o = basalt(&["volume", "ls"], &env);
     assert_eq!(o.status.code(), Some(3), "cluster down: not reachable");
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "{o:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// Run `args` until it exits with `code`, at most `secs` seconds (state the MDS learns from
+/// heartbeats settles a little after the change).
+fn until_exit(args: &[&str], env: &[(&str, &str)], code: i32, secs: u64) -> Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let o = basalt(args, env);
+        if o.status.code() == Some(code) || std::time::Instant::now() > deadline {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Voters of the first copyset of a `copyset ls --format json` listing.
+fn copyset_peers(ls: &serde_json::Value) -> Vec<u64> {
+    ls[0]["peers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// Run the command `make` builds from a fresh `copyset ls` with `--wait --timeout 10
+/// --format json`, again while it is refused because leadership moved or another operator
+/// runs (the MDS balances leaders by itself), at most 30 s. The queued operator.
+fn retry_on_leader_moves(
+    env: &[(&str, &str)],
+    make: impl Fn(&serde_json::Value) -> Option<Vec<String>>,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ls = json_of(&basalt(&["copyset", "ls", "--format", "json"], env));
+        if let Some(mut args) = make(&ls) {
+            args.extend(["--wait", "--timeout", "10", "--format", "json"].map(String::from));
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = basalt(&a, env);
+            if o.status.success() {
+                return json_of(&o);
+            }
+            let err = String::from_utf8_lossy(&o.stderr);
+            let transient = [
+                "wait for the running operator",
+                "already leads",
+                "is its leader",
+                "no online leader",
+                "not seen after",
+            ]
+            .iter()
+            .any(|t| err.contains(t));
+            assert!(transient, "{args:?}: {o:?}");
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up retrying");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The administrative nouns against a real dev cluster: status, topology (show, YAML
+/// apply, dry run, idempotence, conflict), servers, pools, chunkservers, copysets (ls,
+/// status asking the replicas, check), a leader transfer and a peer removal carried out by
+/// the chunkservers, refusals with their hints, and `check --deep` failing (exit 4) once a
+/// chunkserver is killed.
+#[test]
+fn admin_nouns_against_a_dev_cluster() {
+    let t0 = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let conf = dir.path().join("client.toml");
+    let env = [
+        ("BASALT_CLIENT_CONF", conf.to_str().unwrap()),
+        ("BASALT_DEV_CLUSTER_DIR", state.to_str().unwrap()),
+    ];
+    struct Down<'a>(&'a [(&'a str, &'a str)]);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = basalt(&["dev-cluster", "down"], self.0);
+        }
+    }
+    let _down = Down(&env);
+    let o = basalt(
+        &[
+            "dev-cluster",
+            "up",
+            "--timeout",
+            "40",
+            "--copysets-per-chunkserver",
+            "3",
+            "--wait-copysets",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--format", "json"]);
+        json_of(&basalt(&a, &env))
+    };
+
+    // cluster status: one active MDS of three, every chunkserver online.
+    let st = j(&["cluster", "status"]);
+    let roles: Vec<&str> = st["mds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles.len(), 3, "{st}");
+    assert_eq!(roles.iter().filter(|r| **r == "active").count(), 1, "{st}");
+    assert_eq!(st["chunkservers"]["online"], 3, "{st}");
+    assert!(st["space"]["total_bytes"].as_u64().unwrap() > 0, "{st}");
+    let o = basalt(&["cluster", "status"], &env);
+    assert!(stdout(&o).contains("3 online"), "{}", stdout(&o));
+
+    // topology: show round-trips through apply with no change.
+    let o = basalt(&["topology", "show"], &env);
+    assert!(o.status.success(), "{o:?}");
+    let shown = dir.path().join("shown.toml");
+    std::fs::write(&shown, stdout(&o)).unwrap();
+    let none = j(&["topology", "apply", shown.to_str().unwrap()]);
+    assert_eq!(none["servers"], serde_json::json!([]), "{none}");
+    // A YAML map adding a server: dry run first (nothing changes), then apply, twice.
+    let yaml = dir.path().join("more.yaml");
+    std::fs::write(
+        &yaml,
+        "physical-pool: [{ name: pool-1 }]\nzone: [{ name: zone-1, physical-pool: pool-1 }]\n\
+         server: [{ name: host-9, zone: zone-1 }]\n",
+    )
+    .unwrap();
+    let y = yaml.to_str().unwrap();
+    let d = j(&["topology", "apply", y, "--dry-run"]);
+    let adds: Vec<&serde_json::Value> = d["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["change"] == "add")
+        .collect();
+    assert_eq!(adds.len(), 1, "{d}");
+    assert_eq!(adds[0]["name"], "host-9");
+    let srv = j(&["server", "ls"]);
+    assert_eq!(
+        srv.as_array().unwrap().len(),
+        3,
+        "dry run changed nothing: {srv}"
+    );
+    let added = j(&["topology", "apply", y]);
+    assert_eq!(added["servers"], serde_json::json!(["host-9"]), "{added}");
+    let again = j(&["topology", "apply", y]);
+    assert_eq!(
+        again["servers"],
+        serde_json::json!([]),
+        "idempotent: {again}"
+    );
+    // Moving a server is refused, by the dry run and by the MDS, and changes nothing.
+    let bad = dir.path().join("move.toml");
+    std::fs::write(
+        &bad,
+        "[[physical-pool]]\nname = \"pool-1\"\n[[zone]]\nname = \"zone-2\"\nphysical-pool = \"pool-1\"\n\
+         [[server]]\nname = \"host-9\"\nzone = \"zone-2\"\n",
+    )
+    .unwrap();
+    let o = basalt(
+        &["topology", "apply", bad.to_str().unwrap(), "--dry-run"],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("conflict"), "{}", stdout(&o));
+    let o = basalt(&["topology", "apply", bad.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("host-9"),
+        "{o:?}"
+    );
+
+    // servers, pools, chunkservers.
+    let srv = j(&["server", "ls"]);
+    let srv = srv.as_array().unwrap();
+    assert_eq!(srv.len(), 4);
+    let h9 = srv.iter().find(|s| s["name"] == "host-9").unwrap();
+    assert_eq!(h9["chunkservers"], serde_json::json!([]));
+    assert_eq!(
+        srv.iter()
+            .map(|s| s["chunkservers"].as_array().unwrap().len())
+            .sum::<usize>(),
+        3
+    );
+    let pools = j(&["pool", "ls"]);
+    assert_eq!(pools[0]["id"], 1, "{pools}");
+    assert_eq!(pools[0]["name"], "blocks");
+    let n_copysets = pools[0]["copysets"].as_u64().unwrap();
+    assert!(n_copysets >= 3, "{pools}");
+    let css = j(&["chunkserver", "ls"]);
+    assert_eq!(css.as_array().unwrap().len(), 3);
+    assert!(css
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["state"] == "online"));
+    let id = css[0]["id"].as_u64().unwrap();
+    let info = j(&["chunkserver", "info", &format!("cs{id}")]);
+    assert_eq!(info["id"], id);
+    assert_eq!(
+        info["peer_of"].as_array().unwrap().len() as u64,
+        css[0]["copysets"].as_u64().unwrap()
+    );
+    let o = basalt(&["chunkserver", "info", "cs99"], &env);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+
+    // copysets: the MDS's list, each replica's own answer, and a passing check.
+    let ls = j(&["copyset", "ls"]);
+    assert_eq!(ls.as_array().unwrap().len() as u64, n_copysets);
+    assert_eq!(j(&["copyset", "ls", "--pool", "1"]), ls);
+    let cs0 = ls[0]["copyset"].as_str().unwrap().to_string();
+    // Every replica is created and agrees with the MDS a little after the MDS knows the
+    // leaders (what `up --wait-copysets` waits for): a deep check passes.
+    let o = until_exit(&["copyset", "check", "--deep"], &env, 0, 20);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("0 not healthy"), "{}", stdout(&o));
+    let st = j(&["copyset", "status", &cs0]);
+    let reps = st["replicas"].as_array().unwrap();
+    assert_eq!(reps.len(), 3, "{st}");
+    assert!(
+        reps.iter().all(|r| r["role"].is_string()),
+        "every peer answers: {st}"
+    );
+
+    // Refusals name the problem and what to do.
+    for args in [
+        &["peer", "remove", &cs0, "cs99"][..],
+        &["leader", "transfer", &cs0, "--to", "cs99"],
+    ] {
+        // The check for a running operator comes first; the scheduler may have one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let o = loop {
+            let o = basalt(args, &env);
+            let busy = String::from_utf8_lossy(&o.stderr).contains("wait for the running");
+            if !busy || std::time::Instant::now() > deadline {
+                break o;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("cs99 is not a voter"), "{err}");
+        assert!(err.contains("basalt copyset status"), "{err}");
+    }
+
+    // A leader transfer and a peer removal, carried out and seen by the MDS. The MDS's
+    // own scheduler balances leaders meanwhile, so each picks its chunkserver from a fresh
+    // listing and tries again when the leadership moved under it.
+    let op = retry_on_leader_moves(&env, |ls| {
+        let leader = ls[0]["leader"].as_u64()?;
+        let to = copyset_peers(ls).into_iter().find(|p| *p != leader)?;
+        Some(vec![
+            "leader".into(),
+            "transfer".into(),
+            cs0.clone(),
+            "--to".into(),
+            format!("cs{to}"),
+        ])
+    });
+    assert_eq!(op["kind"], "transfer-leader", "{op}");
+    let ops = j(&["operator", "ls"]);
+    assert!(ops.is_array(), "{ops}");
+    let op = retry_on_leader_moves(&env, |ls| {
+        let leader = ls[0]["leader"].as_u64()?;
+        let follower = copyset_peers(ls).into_iter().find(|p| *p != leader)?;
+        Some(vec![
+            "peer".into(),
+            "remove".into(),
+            cs0.clone(),
+            follower.to_string(),
+        ])
+    });
+    assert_eq!(op["kind"], "remove-peer", "{op}");
+    // A killed chunkserver: the replicas it held do not answer, so a deep check fails.
+    let o = basalt(&["dev-cluster", "kill", "cs-1"], &env);
+    assert!(o.status.success(), "{o:?}");
+    let o = basalt(&["copyset", "check", "--deep", "--format", "json"], &env);
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!d["unhealthy"].as_array().unwrap().is_empty(), "{d}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not healthy"));
+    assert!(t0.elapsed() < Duration::from_secs(90), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn admin_usage_errors_exit_2_before_any_network() {
+    for args in [
+        &["copyset", "status", "5"][..],
+        &["copyset", "status", "x.y"],
+        &["leader", "transfer", "1.1", "--to", "host-1"],
+        &["leader", "transfer", "1.1"],
+        &["peer", "remove", "1.1"],
+        &["chunkserver", "info", "abc"],
+        &["copyset", "ls", "--pool", "blocks"],
+        &["topology", "apply"],
+        &["topology", "apply", "m.toml", "--syntax", "json"],
+        &["cluster", "frobnicate"],
+    ] {
+        let mut a = args.to_vec();
+        // Unreachable on purpose: usage errors must not depend on the cluster.
+        a.extend(["--mds", "127.0.0.1:1"]);
+        let o = basalt(&a, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+    }
+    let o = basalt(&["copyset", "status", "5", "--mds", "127.0.0.1:1"], &[]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("POOL.COPYSET"),
+        "{o:?}"
+    );
+    // A bad map file is reported (exit 1) before the cluster is asked.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.yaml");
+    std::fs::write(&f, "server: [{ name: h, zone: nowhere }]\n").unwrap();
+    let o = basalt(
+        &[
+            "topology",
+            "apply",
+            f.to_str().unwrap(),
+            "--mds",
+            "127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nowhere"),
+        "{o:?}"
+    );
 }

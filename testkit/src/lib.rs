@@ -7,9 +7,15 @@
 //! - [`etcd`]: a real single-node etcd on free loopback ports with a temp data dir.
 //! - [`cluster`]: etcd + MDSs + chunkservers as detached processes tracked in a state dir
 //!   ([`DevCluster`]).
+//! - [`workload`]: the fault suite's workload driver, history and linearizability checker.
+//! - [`rig`]: a small real cluster with a connected client, for end-to-end tests.
+//! - [`faults`]: finding the process to fault (the leader of a volume's copyset).
 
 pub mod cluster;
 pub mod etcd;
+pub mod faults;
+pub mod rig;
+pub mod workload;
 
 pub use cluster::{ClusterError, ClusterSpec, DevCluster};
 pub use etcd::{EtcdError, EtcdProcess};

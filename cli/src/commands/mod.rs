@@ -1,6 +1,15 @@
 //! The command line: `basalt [global flags] <noun> <verb> [args]`, one module per noun.
 
+pub mod chunkserver;
+pub mod cluster;
+pub mod copyset;
 pub mod dev_cluster;
+pub mod leader;
+pub mod operator;
+pub mod peer;
+pub mod pool;
+pub mod server;
+pub mod topology;
 pub mod volume;
 
 use crate::error::CliError;
@@ -11,7 +20,8 @@ use std::path::PathBuf;
 
 /// Basalt operator CLI.
 ///
-/// Exit codes: 0 ok, 1 error, 2 usage, 3 cluster not reachable (see docs/cli.md).
+/// Exit codes: 0 ok, 1 error, 2 usage, 3 cluster not reachable, 4 check found problems
+/// (see docs/cli.md).
 #[derive(Debug, Parser)]
 #[command(name = "basalt", version, propagate_version = true)]
 pub struct Cli {
@@ -33,10 +43,28 @@ pub struct Cli {
 /// Nouns.
 #[derive(Debug, Subcommand)]
 pub enum Noun {
-    /// Run a local multi-process cluster for development and tests.
-    DevCluster(dev_cluster::Args),
+    /// Cluster health at a glance.
+    Cluster(cluster::Args),
+    /// Show and apply the cluster map (pools, zones, servers).
+    Topology(topology::Args),
+    /// Logical pools.
+    Pool(pool::Args),
+    /// Servers (hosts) and their chunkservers.
+    Server(server::Args),
+    /// Chunkservers: liveness, load, capacity.
+    Chunkserver(chunkserver::Args),
+    /// Copysets: list, ask the replicas, check health.
+    Copyset(copyset::Args),
+    /// Move a copyset's leadership.
+    Leader(leader::Args),
+    /// Change a copyset's membership.
+    Peer(peer::Args),
+    /// Operators the MDS is running (leader transfers, peer changes).
+    Operator(operator::Args),
     /// Create, list, inspect, grow and delete volumes.
     Volume(volume::Args),
+    /// Run a local multi-process cluster for development and tests.
+    DevCluster(dev_cluster::Args),
 }
 
 /// What every command gets.
@@ -63,7 +91,32 @@ pub fn run(cli: Cli, out: &mut dyn Write, progress: &mut dyn FnMut(&str)) -> Res
         progress,
     };
     match cli.command {
+        Noun::Cluster(a) => cluster::run(a, &mut ctx),
+        Noun::Topology(a) => topology::run(a, &mut ctx),
+        Noun::Pool(a) => pool::run(a, &mut ctx),
+        Noun::Server(a) => server::run(a, &mut ctx),
+        Noun::Chunkserver(a) => chunkserver::run(a, &mut ctx),
+        Noun::Copyset(a) => copyset::run(a, &mut ctx),
+        Noun::Leader(a) => leader::run(a, &mut ctx),
+        Noun::Peer(a) => peer::run(a, &mut ctx),
+        Noun::Operator(a) => operator::run(a, &mut ctx),
         Noun::DevCluster(a) => dev_cluster::run(a, &mut ctx),
         Noun::Volume(a) => volume::run(a, &mut ctx),
     }
+}
+
+/// Run `f` with a context writing into a string (unit tests of rendering).
+#[cfg(test)]
+pub fn test_ctx(format: Format, f: impl FnOnce(&mut Ctx<'_>) -> Result<(), CliError>) -> String {
+    let mut out = Vec::new();
+    let mut progress = |_: &str| {};
+    let mut ctx = Ctx {
+        format,
+        mds: None,
+        client_config: None,
+        out: &mut out,
+        progress: &mut progress,
+    };
+    f(&mut ctx).expect("render");
+    String::from_utf8(out).expect("utf-8")
 }

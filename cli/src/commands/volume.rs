@@ -1,12 +1,13 @@
-//! `basalt volume create|ls|info|extend|rm` through `basalt_client::Cluster`.
+//! `basalt volume create|ls|info|extend|rename|rm` through `basalt_client::Cluster` (and
+//! the MDS directly for `rename`, which the client library does not wrap).
 
 use super::Ctx;
+use crate::admin::client_file;
 use crate::error::CliError;
 use crate::output::{json, table, Format};
 use crate::size::{format_size, parse_size};
-use basalt_client::config_file::parse_addrs;
-use basalt_client::{ClientError, ClientFile};
-use basalt_proto::mds::VolumeInfo;
+use basalt_client::ClientError;
+use basalt_proto::mds::{RenameVolume, VolumeInfo};
 use serde::Serialize;
 
 /// `volume` arguments.
@@ -42,6 +43,13 @@ pub enum Verb {
         /// New size with a unit, e.g. 20GiB (a multiple of 1 GiB).
         #[arg(long)]
         size: String,
+    },
+    /// Rename a volume (refused while it is open).
+    Rename {
+        /// Current name.
+        from: String,
+        /// New name.
+        to: String,
     },
     /// Delete a volume (moved to the recycle area).
     Rm {
@@ -88,18 +96,6 @@ fn size_arg(text: &str) -> Result<u64, CliError> {
         arg: "--size",
         reason: e.to_string(),
     })
-}
-
-/// Load the client file; `--mds` overrides it and `$BASALT_MDS`.
-fn client_file(ctx: &Ctx<'_>) -> Result<ClientFile, CliError> {
-    let mut f = ClientFile::load(ctx.client_config.as_deref())?;
-    if let Some(list) = &ctx.mds {
-        f.mds = parse_addrs(list).map_err(|e| CliError::Usage {
-            arg: "--mds",
-            reason: e.to_string(),
-        })?;
-    }
-    Ok(f)
 }
 
 /// Print volumes as a table or a JSON array.
@@ -156,6 +152,17 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         _ => None,
     };
     let file = client_file(ctx)?;
+    if let Verb::Rename { from, to } = &args.verb {
+        let v = crate::admin::block_on(async {
+            crate::admin::Admin::new(&file)?
+                .call(&RenameVolume {
+                    from: from.clone(),
+                    to: to.clone(),
+                })
+                .await
+        })?;
+        return print_one(ctx, &v);
+    }
     let addrs = file
         .mds
         .iter()
@@ -197,6 +204,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
                     .map_err(unreachable)?;
                 print_one(ctx, &v)
             }
+            // Handled above, without the volume client.
+            Verb::Rename { .. } => Ok(()),
             Verb::Rm { name } => {
                 cluster.delete_volume(&name).await.map_err(unreachable)?;
                 (ctx.progress)(&format!("volume {name} deleted"));

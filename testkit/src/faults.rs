@@ -1,0 +1,209 @@
+//! Finding the process a fault test should hit: the chunkserver leading (or following
+//! in) the copyset that holds a given volume offset, asked of the MDS (segment map) and
+//! of the chunkservers themselves (current raft leader).
+
+use crate::cluster::plan::Kind;
+use crate::cluster::wait::block_on;
+use crate::cluster::Liveness;
+use crate::DevCluster;
+use basalt_proto::chunk::GetLeader;
+use basalt_proto::hello::{Identity, Role};
+use basalt_proto::ids::{GroupId, VolumeId, CHUNK_SIZE, SEGMENT_SIZE};
+use basalt_proto::mds::GetSegment;
+use basalt_transport::{TcpTransport, TransportOptions};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long one probe call may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn transport() -> Option<TcpTransport> {
+    TcpTransport::new(TransportOptions::new(Identity {
+        role: Role::Cli,
+        chunkserver: None,
+        name: format!("testkit-faults-{}", std::process::id()),
+        cluster: String::new(),
+    }))
+    .ok()
+}
+
+/// The copyset holding byte `offset` of `volume`, from the MDS at `mds` (None when the
+/// segment is not allocated yet or the MDS does not answer).
+pub fn group_of(mds: SocketAddr, volume: VolumeId, offset: u64) -> Option<GroupId> {
+    let req = GetSegment {
+        volume,
+        session: String::new(),
+        index: offset / SEGMENT_SIZE,
+        allocate: false,
+    };
+    let seg = block_on(async move {
+        let t = transport()?;
+        tokio::time::timeout(PROBE_TIMEOUT, async {
+            let conn = t.connect(mds).await.ok()?;
+            match conn.call(&req, bytes::Bytes::new()).await {
+                Ok((Ok(Some(seg)), _)) => Some(seg),
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    })?;
+    let chunk = ((offset % SEGMENT_SIZE) / CHUNK_SIZE) as usize;
+    let (copyset, _) = *seg.chunks.get(chunk)?;
+    Some(GroupId::of(seg.pool, copyset))
+}
+
+/// The leader of `group` as chunkserver `addr` knows it.
+fn leader_seen_by(addr: SocketAddr, group: GroupId) -> Option<SocketAddr> {
+    block_on(async move {
+        let t = transport()?;
+        tokio::time::timeout(PROBE_TIMEOUT, async {
+            let conn = t.connect(addr).await.ok()?;
+            match conn.call(&GetLeader { group }, bytes::Bytes::new()).await {
+                Ok((Ok(info), _)) => info.leader.map(|p| p.addr),
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    })
+}
+
+/// Running chunkservers: (process name, service address).
+pub fn running_chunkservers(cluster: &DevCluster) -> Vec<(String, SocketAddr)> {
+    cluster
+        .status()
+        .into_iter()
+        .filter(|s| s.kind == Kind::Chunkserver && s.state == Liveness::Running)
+        .map(|s| (s.name, s.addr))
+        .collect()
+}
+
+/// Name of the chunkserver process leading `group`, when every running chunkserver that
+/// knows a leader names the same one and that one is running.
+pub fn leader_of(cluster: &DevCluster, group: GroupId) -> Option<String> {
+    let running = running_chunkservers(cluster);
+    let mut named = running
+        .iter()
+        .filter_map(|(_, a)| leader_seen_by(*a, group));
+    let first = named.next()?;
+    if named.any(|a| a != first) {
+        return None;
+    }
+    running
+        .into_iter()
+        .find(|(_, a)| *a == first)
+        .map(|(n, _)| n)
+}
+
+/// Names of the running chunkservers other than `leader` (the followers when every
+/// chunkserver holds a replica, as in a 3-chunkserver, 3-replica cluster).
+pub fn others(cluster: &DevCluster, leader: &str) -> Vec<String> {
+    running_chunkservers(cluster)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n != leader)
+        .collect()
+}
+
+/// Environment variable naming a file the fault tests append their summary lines to
+/// (for docs/reliability.md); unset: stdout only.
+pub const REPORT_ENV: &str = "BASALT_FAULT_REPORT";
+
+/// Bound of each wait for I/O progress.
+pub const PROGRESS_BOUND: Duration = Duration::from_secs(30);
+
+/// A fault test in progress: a small cluster, a 1-segment volume and a workload on its
+/// first chunk's 64 blocks (so every I/O goes to one copyset, whose leader and
+/// followers are then known).
+pub struct FaultRun {
+    /// The workload (first: it holds the volume).
+    pub workload: crate::workload::Workload<TcpTransport>,
+    /// The copyset every workload block lives in.
+    pub group: GroupId,
+    /// Cluster, client and runtime.
+    pub rig: crate::rig::Rig,
+}
+
+impl FaultRun {
+    /// Bring a cluster up, start 4 workers (half reads) and wait until 100 operations
+    /// completed.
+    pub fn start(name: &str) -> Result<FaultRun, crate::workload::WorkloadError> {
+        use crate::workload::{Workload, WorkloadSpec};
+        let rig = crate::rig::Rig::up(4)?;
+        let volume = rig.create_volume(&rig.client, &format!("fault-{name}"), SEGMENT_SIZE)?;
+        let id = volume.id();
+        let workload = Workload::start(rig.rt.handle(), volume, WorkloadSpec::new(4, 0, 64));
+        workload.wait_for_ops(100, PROGRESS_BOUND)?;
+        // The first write allocated the segment.
+        let group = crate::cluster::wait::poll_until(
+            "the workload's copyset from the MDS",
+            PROGRESS_BOUND,
+            Duration::from_millis(100),
+            || Ok(rig.cluster.active_mds().and_then(|m| group_of(m, id, 0))),
+        )?;
+        Ok(FaultRun {
+            workload,
+            group,
+            rig,
+        })
+    }
+
+    /// The current leader of the workload's copyset, once the MDS has no operator in
+    /// flight (a pending leader transfer would move the leadership under the test) and
+    /// two probes 300 ms apart agree (bounded wait).
+    pub fn leader(&self) -> Result<String, crate::workload::WorkloadError> {
+        let mds = self.rig.cluster.mds_addrs().to_vec();
+        Ok(crate::cluster::wait::poll_until(
+            "a settled leader of the workload's copyset",
+            PROGRESS_BOUND,
+            Duration::from_millis(100),
+            || {
+                let settled = crate::cluster::wait::active_mds(&mds)
+                    .and_then(crate::cluster::wait::cluster_status)
+                    .is_some_and(|s| s.operators_pending == 0);
+                if !settled {
+                    return Ok(None);
+                }
+                let Some(first) = leader_of(&self.rig.cluster, self.group) else {
+                    return Ok(None);
+                };
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(leader_of(&self.rig.cluster, self.group).filter(|l| *l == first))
+            },
+        )?)
+    }
+
+    /// Wait until `n` more operations complete.
+    pub fn progress(&self, n: u64) -> Result<Duration, crate::workload::WorkloadError> {
+        self.workload.wait_for_ops(n, PROGRESS_BOUND)
+    }
+
+    /// Stop the workload, check its history, measure `[from, now]`, print (and append to
+    /// `$BASALT_FAULT_REPORT`) the summary line for fault `name`.
+    pub fn finish(
+        self,
+        name: &str,
+        from: Duration,
+    ) -> Result<crate::workload::FaultReport, crate::workload::WorkloadError> {
+        let to = self.workload.now();
+        let history = self.rig.rt.block_on(self.workload.stop());
+        let report = crate::workload::verify(&history, from, to)?;
+        let line = report.line(name);
+        println!("{line}");
+        if let Some(path) = std::env::var_os(REPORT_ENV) {
+            use std::io::Write as _;
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| writeln!(f, "{line}"));
+            if let Err(e) = written {
+                eprintln!("cannot append to {}: {e}", path.to_string_lossy());
+            }
+        }
+        Ok(report)
+    }
+}
