@@ -96,28 +96,69 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
     tracing::info!(%bound, %advertise, name = %cfg.name, "MDS serving as standby");
 
     // Two clients: the store's has per-request timeouts, the election's streams must not.
-    let client = connect(&cfg.etcd).await?;
-    let eclient = connect_streaming(&cfg.etcd).await?;
+    // A standby outlives etcd outages: connecting and campaigning are retried (an MDS that
+    // exited whenever etcd blinked would leave nobody to take over once it is back).
+    let mut backoff = EtcdBackoff::default();
+    let (client, eclient) = loop {
+        let attempt = async {
+            Ok::<_, Error>((
+                connect(&cfg.etcd).await?,
+                connect_streaming(&cfg.etcd).await?,
+            ))
+        };
+        tokio::select! {
+            r = attempt => match r {
+                Ok(c) => break c,
+                Err(e) => {
+                    if backoff.wait(&e, "connect to etcd", &mut shutdown).await {
+                        server.shutdown().await;
+                        return Ok(Exit::Shutdown);
+                    }
+                }
+            },
+            _ = &mut shutdown => {
+                server.shutdown().await;
+                return Ok(Exit::Shutdown);
+            }
+        }
+    };
     let mut ecfg = ElectionConfig::new(format!("{}@{}", cfg.name, advertise));
     ecfg.ttl = Duration::from_millis(cfg.election_ttl_ms);
-    let mut candidate = Candidate::new(eclient.clone(), ecfg).await?;
     // Standby: follow the election for NotLeader answers (updated as soon as a new
     // leader is elected).
     let hint_task = {
         let svc = service.clone();
         tokio::spawn(follow_leader(
-            eclient,
+            eclient.clone(),
             crate::keys::LEADER.to_string(),
             Duration::from_millis(500),
             move |v| svc.set_leader_hint(v.as_deref().and_then(parse_leader_value)),
         ))
     };
-    let leadership = tokio::select! {
-        l = candidate.campaign() => l?,
-        _ = &mut shutdown => {
-            hint_task.abort();
-            server.shutdown().await;
-            return Ok(Exit::Shutdown);
+    let mut backoff = EtcdBackoff::default();
+    // The candidate is kept for as long as this MDS leads: it keeps the lease alive.
+    let (_candidate, leadership) = loop {
+        let attempt = async {
+            let mut candidate = Candidate::new(eclient.clone(), ecfg.clone()).await?;
+            let leadership = candidate.campaign().await?;
+            Ok::<_, Error>((candidate, leadership))
+        };
+        tokio::select! {
+            r = attempt => match r {
+                Ok(won) => break won,
+                Err(e) => {
+                    if backoff.wait(&e, "campaign", &mut shutdown).await {
+                        hint_task.abort();
+                        server.shutdown().await;
+                        return Ok(Exit::Shutdown);
+                    }
+                }
+            },
+            _ = &mut shutdown => {
+                hint_task.abort();
+                server.shutdown().await;
+                return Ok(Exit::Shutdown);
+            }
         }
     };
     hint_task.abort();
@@ -186,6 +227,37 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
     creator_task.abort();
     server.shutdown().await;
     Ok(exit)
+}
+
+/// Pause between attempts to reach etcd as a standby: 200 ms doubling to 5 s.
+struct EtcdBackoff {
+    next: Duration,
+}
+
+impl Default for EtcdBackoff {
+    fn default() -> Self {
+        EtcdBackoff {
+            next: Duration::from_millis(200),
+        }
+    }
+}
+
+impl EtcdBackoff {
+    /// Log `e`, then sleep; true when `shutdown` fired meanwhile.
+    async fn wait(
+        &mut self,
+        e: &Error,
+        what: &str,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
+        tracing::warn!(error = %e, retry_in_ms = self.next.as_millis() as u64, "{what} failed; retrying");
+        let pause = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        tokio::select! {
+            () = tokio::time::sleep(pause) => false,
+            () = shutdown.as_mut() => true,
+        }
+    }
 }
 
 #[cfg(test)]

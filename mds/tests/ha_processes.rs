@@ -569,3 +569,34 @@ async fn restart_of_every_mds_keeps_volumes_and_segments() {
         Err(MdsCallError::Mds(MdsError::VolumeNotFound))
     );
 }
+
+/// etcd goes away: the active MDS steps down (it cannot keep a lease without etcd) and
+/// exits 2 for its supervisor, but a standby stays up, retrying, and takes over once etcd
+/// is back — an outage must not leave a cluster with no MDS process at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_outlives_an_etcd_outage_and_takes_over() {
+    let mut g = Group::start(2000, 2).await;
+    let first = g.active().await;
+    let standby = 1 - first;
+    g.etcd.kill();
+    let status = g.mds[first].exited().await;
+    assert_eq!(status.code(), Some(2), "the active steps down with exit 2");
+    let log = g.mds[standby].log.clone();
+    wait_for("the standby to retry its campaign", || {
+        let log = log.clone();
+        async move {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.contains("failed; retrying").then_some(())
+        }
+    })
+    .await;
+    assert!(
+        g.mds[standby].child.try_wait().unwrap().is_none(),
+        "the standby exited during the outage"
+    );
+    g.etcd.restart().expect("restart etcd");
+    let t0 = Instant::now();
+    let (now, took) = g.serving_after(t0, &[standby]).await;
+    assert_eq!(now, standby);
+    eprintln!("standby active {took:?} after etcd came back");
+}
