@@ -87,6 +87,10 @@ where
     {
         let start = Instant::now();
         let mut pause = Duration::from_millis(20);
+        // Addresses that did not answer during this call: a standby's hint naming one of
+        // them is stale (the election has not caught up yet) and is not followed, or the
+        // client would bounce between the dead MDS and that standby.
+        let mut unanswered: Vec<SocketAddr> = Vec::new();
         loop {
             let (idx, addr) = {
                 let addrs = self.addrs.lock();
@@ -110,7 +114,9 @@ where
             };
             let wait = match answer {
                 Ok((Ok(x), _)) => return Ok(x),
-                Ok((Err(MdsError::NotLeader { leader: Some(l) }), _)) if l != addr => {
+                Ok((Err(MdsError::NotLeader { leader: Some(l) }), _))
+                    if l != addr && !unanswered.contains(&l) =>
+                {
                     self.follow(l);
                     Duration::ZERO
                 }
@@ -123,6 +129,9 @@ where
                 Ok((Err(e), _)) => return Err(MdsCallError::Mds(e)),
                 Err(e) => {
                     tracing::debug!(mds = %addr, error = %e, "MDS call failed, trying the next");
+                    if !unanswered.contains(&addr) {
+                        unanswered.push(addr);
+                    }
                     self.pool.invalidate(&target);
                     self.advance(idx);
                     if idx + 1 >= self.addrs.lock().len() {
