@@ -107,6 +107,9 @@ step "tests" nextest --workspace
 # The UCX feature changes the transport and what embeds it; the rest of the workspace is
 # built and linted with UCX above, and its tests do not depend on the feature.
 step "tests (ucx)" nextest --features "$UCX_FEATURES" -p basalt-transport -p basalt-client -p basalt-bench
+# Disk-error tests need the chunkserver's failpoints (a feature never in production builds).
+step "tests (failpoints)" nextest --features basalt-chunkserver/failpoints -p basalt-chunkserver \
+    -E 'binary(disk_faults) | test(failpoints)'
 step "bench smoke" bench_smoke
 step "cluster tests" cluster_tests
 

@@ -196,7 +196,8 @@ pub async fn serve(cfg: ChunkServerConfig, stop: impl Future<Output = ()>) -> Re
         )
         .context("chunk store")?,
     );
-    let wal = Arc::new(Wal::open(&dir).context("WAL")?);
+    // One fence for the disk: an I/O error in the chunk store or the WAL stops both.
+    let wal = Arc::new(Wal::open_fenced(&dir, store.fence().clone()).context("WAL")?);
 
     let local = PeerAddr {
         id,

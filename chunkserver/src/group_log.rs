@@ -4,9 +4,11 @@
 //! storage sees. The WAL implements it with group commit (one fdatasync covers the appends
 //! of many groups); tests of the raft layer may use an in-memory implementation.
 
+use crate::disk_fence::DiskFence;
 use crate::error::Result;
 use basalt_proto::ids::GroupId;
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// One log entry as the WAL stores it: the raft index and the entry, encoded by the raft layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,4 +56,9 @@ pub trait GroupLog: Send + Sync + 'static {
     fn groups(&self) -> Vec<GroupId>;
     /// Forget a group entirely (copyset deleted). Durable when it returns.
     fn remove_group(&self, group: GroupId) -> Result<()>;
+    /// The fence of the disk holding the log, if the log has one: the copysets stop
+    /// serving when it trips.
+    fn disk_fence(&self) -> Option<Arc<DiskFence>> {
+        None
+    }
 }

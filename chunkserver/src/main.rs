@@ -156,6 +156,11 @@ fn main() -> Result<()> {
                 cfg.server.chunkserver_id = chunkserver_id;
             }
             cfg.validate().context("configuration")?;
+            // Disk-error tests (builds with the `failpoints` feature only).
+            if let Ok(spec) = std::env::var("FAILPOINTS") {
+                let n = basalt_chunkserver::failpoints::configure(&spec).context("FAILPOINTS")?;
+                tracing::warn!(failpoints = n, %spec, "failpoints configured");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("basalt-cs")

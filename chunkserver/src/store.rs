@@ -5,16 +5,22 @@
 //! `recycle/`, zeroed, fsynced and renamed back into the pool. Data I/O goes through the
 //! poller threads with `O_DIRECT`, sharded by group id.
 //!
+//! Disk errors: the first I/O error trips the disk's [`DiskFence`]; from then on every
+//! operation is refused with [`ChunkServerError::Fenced`] (nothing stale is read, nothing
+//! more is written).
+//!
 //! Granularity: requests are 512-byte aligned. When the filesystem's direct-I/O unit is
 //! larger (4 KiB logical blocks), requests not aligned to it are done as read-modify-write
 //! of the covering aligned range under the chunk's exclusive lock; aligned writes share
 //! the lock, so they never interleave with a read-modify-write.
 
 use crate::backend::{AlignedBuf, IoOp, IO_ALIGN};
-use crate::chunk_api::ChunkStore;
+use crate::chunk_api::{ChunkStore, SpaceReservation};
 use crate::chunk_header::{ChunkHeader, HEADER_SIZE};
 use crate::datadir::{fsync_dir, next_free_number, DataDir};
+use crate::disk_fence::DiskFence;
 use crate::error::{ChunkServerError, Result};
+use crate::failpoints;
 use crate::poller::Pollers;
 use basalt_proto::ids::{ChunkId, GroupId};
 use bytes::Bytes;
@@ -62,9 +68,13 @@ pub struct FileChunkStore {
     direct: bool,
     unit: u64,
     free: Mutex<Vec<PathBuf>>,
+    /// Chunks that writes in flight will create, with the number of such writes: each
+    /// holds one free file (see [`ChunkStore::reserve_chunk`]).
+    reserved: Arc<Mutex<HashMap<(GroupId, ChunkId), u32>>>,
     chunks: Mutex<HashMap<GroupId, BTreeMap<ChunkId, Arc<Chunk>>>>,
     next_pool_no: AtomicU64,
     sn: AtomicU64,
+    fence: Arc<DiskFence>,
 }
 
 impl std::fmt::Debug for FileChunkStore {
@@ -205,10 +215,23 @@ impl FileChunkStore {
             direct,
             unit,
             free: Mutex::new(free),
+            reserved: Arc::new(Mutex::new(HashMap::new())),
             chunks: Mutex::new(chunks),
             next_pool_no: AtomicU64::new(next),
             sn: AtomicU64::new(max_sn + 1),
+            fence: DiskFence::new(),
         })
+    }
+
+    /// Use `fence` (the disk's, shared with its WAL) instead of the store's own.
+    pub fn with_fence(mut self, fence: Arc<DiskFence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The disk fence this store trips on an I/O error and obeys.
+    pub fn fence(&self) -> &Arc<DiskFence> {
+        &self.fence
     }
 
     /// Free chunk files left in the pool.
@@ -303,6 +326,12 @@ impl FileChunkStore {
         buf: AlignedBuf,
     ) -> Result<AlignedBuf> {
         let want = buf.len();
+        let point = match op {
+            IoOp::Read => failpoints::CHUNK_READ,
+            IoOp::Write => failpoints::CHUNK_WRITE,
+            IoOp::Sync => failpoints::CHUNK_SYNC,
+        };
+        failpoints::disk(point, self.dir.root()).map_err(|e| crate::backend::io_error(op, e))?;
         let (n, buf) = self
             .pollers
             .submit(group.0, op, c.file.clone(), HEADER_SIZE as u64 + off, buf)
@@ -472,7 +501,11 @@ impl ChunkStore for FileChunkStore {
         offset: u64,
         data: Bytes,
     ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.write_impl(group, chunk, offset, data))
+        Box::pin(async move {
+            self.fence.check()?;
+            self.fence
+                .note(self.write_impl(group, chunk, offset, data).await)
+        })
     }
 
     fn read(
@@ -482,11 +515,18 @@ impl ChunkStore for FileChunkStore {
         offset: u64,
         len: u64,
     ) -> BoxFuture<'_, Result<Option<Bytes>>> {
-        Box::pin(self.read_impl(group, chunk, offset, len))
+        Box::pin(async move {
+            self.fence.check()?;
+            self.fence
+                .note(self.read_impl(group, chunk, offset, len).await)
+        })
     }
 
     fn delete(&self, group: GroupId, chunk: ChunkId) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.delete_impl(group, chunk))
+        Box::pin(async move {
+            self.fence.check()?;
+            self.fence.note(self.delete_impl(group, chunk).await)
+        })
     }
 
     fn list(&self, group: GroupId) -> Result<Vec<ChunkId>> {
@@ -499,10 +539,53 @@ impl ChunkStore for FileChunkStore {
     }
 
     fn sync_group(&self, group: GroupId) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.sync_impl(group))
+        Box::pin(async move {
+            self.fence.check()?;
+            self.fence.note(self.sync_impl(group).await)
+        })
     }
 
     fn remove_group(&self, group: GroupId) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.remove_group_impl(group))
+        Box::pin(async move {
+            self.fence.check()?;
+            self.fence.note(self.remove_group_impl(group).await)
+        })
+    }
+
+    fn disk_fence(&self) -> Option<Arc<DiskFence>> {
+        Some(self.fence.clone())
+    }
+
+    fn reserve_chunk(&self, group: GroupId, chunk: ChunkId) -> Result<SpaceReservation> {
+        self.fence.check()?;
+        // Lock order as in get_or_create: chunks, then free, then reserved.
+        let chunks = self.chunks.lock();
+        if chunks.get(&group).is_some_and(|m| m.contains_key(&chunk)) {
+            return Ok(SpaceReservation::none());
+        }
+        let free = self.free.lock().len();
+        let mut reserved = self.reserved.lock();
+        let key = (group, chunk);
+        let held = reserved.len();
+        match reserved.get_mut(&key) {
+            Some(n) => *n += 1,
+            None if held < free => {
+                reserved.insert(key, 1);
+            }
+            None => {
+                tracing::debug!(%group, %chunk, free, reserved = reserved.len(), "chunk pool full");
+                return Err(ChunkServerError::NoSpace { pool: "chunk" });
+            }
+        }
+        let map = self.reserved.clone();
+        Ok(SpaceReservation::held(move || {
+            let mut m = map.lock();
+            if let Some(n) = m.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&key);
+                }
+            }
+        }))
     }
 }

@@ -469,7 +469,7 @@ async fn copyset_administration() {
             id: ChunkServerId(2),
             addr: "127.0.0.1:9".parse().unwrap(),
         };
-        for peers in [vec![], vec![other], vec![h.local, h.local]] {
+        for peers in [vec![], vec![h.local, h.local], vec![other, other]] {
             let (r, _) = h
                 .call(CreateCopyset { group: g, peers }, Bytes::new())
                 .await;
@@ -480,6 +480,27 @@ async fn copyset_administration() {
                 }
             );
         }
+        // join-only (the list does not name this chunkserver): a pristine replica that
+        // waits to be added, never a group of its own
+        let joining = group(6);
+        for _ in 0..2 {
+            let (r, _) = h
+                .call(
+                    CreateCopyset {
+                        group: joining,
+                        peers: vec![other],
+                    },
+                    Bytes::new(),
+                )
+                .await;
+            r.unwrap();
+        }
+        let (r, _) = h.call(CopysetStatus { group: joining }, Bytes::new()).await;
+        let st = r.unwrap();
+        assert_ne!(st.role, RaftRole::Leader);
+        assert!(st.peers.is_empty());
+        let (r, _) = h.call(DeleteCopyset { group: joining }, Bytes::new()).await;
+        r.unwrap();
         let epoch = h.create_led(g).await;
         // idempotent create
         h.create_led(g).await;

@@ -221,3 +221,50 @@ async fn restart_keeps_data() {
     })
     .await
 }
+
+#[tokio::test]
+async fn reservations_count_chunks_that_writes_in_flight_will_create() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        format(dir.path(), 3);
+        let s = open(dir.path(), BackendChoice::Sync, StoreOptions::default());
+        s.write(G, ChunkId(1), 0, pat(4096, 1)).await.unwrap();
+        // Two free files left: two new chunks can be reserved, a third cannot.
+        let a = s.reserve_chunk(G, ChunkId(2)).unwrap();
+        let a2 = s.reserve_chunk(G, ChunkId(2)).unwrap(); // same chunk: no extra file
+        let b = s.reserve_chunk(G, ChunkId(3)).unwrap();
+        assert!(matches!(
+            s.reserve_chunk(G, ChunkId(4)),
+            Err(ChunkServerError::NoSpace { pool: "chunk" })
+        ));
+        // Existing chunks need no file.
+        drop(s.reserve_chunk(G, ChunkId(1)).unwrap());
+        drop(a);
+        assert!(
+            s.reserve_chunk(G, ChunkId(4)).is_err(),
+            "chunk 2 still held once"
+        );
+        drop(a2);
+        let c = s.reserve_chunk(G, ChunkId(4)).unwrap();
+        // Writes consume the pool; with it empty, only existing chunks can be written.
+        s.write(G, ChunkId(3), 0, pat(4096, 3)).await.unwrap();
+        s.write(G, ChunkId(4), 0, pat(4096, 4)).await.unwrap();
+        drop((b, c));
+        assert_eq!(s.free_chunks(), 0);
+        assert!(matches!(
+            s.reserve_chunk(G, ChunkId(5)),
+            Err(ChunkServerError::NoSpace { .. })
+        ));
+        assert!(matches!(
+            s.write(G, ChunkId(5), 0, pat(4096, 5)).await,
+            Err(ChunkServerError::NoSpace { .. })
+        ));
+        s.write(G, ChunkId(1), 4096, pat(4096, 6)).await.unwrap();
+        assert_eq!(
+            s.read(G, ChunkId(1), 0, 8192).await.unwrap().unwrap(),
+            [pat(4096, 1), pat(4096, 6)].concat()
+        );
+        assert!(!s.fence().is_tripped(), "no space is not a disk error");
+    })
+    .await
+}

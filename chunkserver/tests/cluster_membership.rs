@@ -29,18 +29,15 @@ async fn add_remove_and_change_peer_with_a_fourth_process() {
 
         // Add cs4: its replica is created pristine first (as the MDS would), then added.
         c.create(g, &[4], &[1, 2, 3, 4]).await;
-        let l = c.leader(g, WAIT).await;
         let epoch = c.epoch(g).await;
-        let add = AddPeer {
-            group: g,
-            epoch,
-            peer: c.node(4).peer(),
-        };
-        let (r, _) = c
-            .call(l, &add, Bytes::new())
-            .await
-            .expect("leader reachable");
-        let e1 = r.expect("add peer").epoch;
+        let peer4 = c.node(4).peer();
+        let e1 = c
+            .change_members(g, &[1, 2, 3, 4], |epoch| AddPeer {
+                group: g,
+                epoch,
+                peer: peer4,
+            })
+            .await;
         assert!(e1 > epoch);
         let l = c.leader(g, WAIT).await;
         let st = c.status(l, g).await.unwrap();
@@ -49,18 +46,15 @@ async fn add_remove_and_change_peer_with_a_fourth_process() {
         c.transfer(g, 4).await;
         check_all(&c, g, &ws).await;
 
-        // Remove cs4 again (asked of the leader, which is cs4 itself), then drop the stray.
-        let l = c.leader(g, WAIT).await;
-        let rm = RemovePeer {
-            group: g,
-            epoch: e1,
-            peer: ChunkServerId(4),
-        };
-        let (r, _) = c
-            .call(l, &rm, Bytes::new())
-            .await
-            .expect("leader reachable");
-        let e2 = r.expect("remove peer").epoch;
+        // Remove cs4 again (asked of the leader, which is normally cs4 itself), then drop
+        // the stray.
+        let e2 = c
+            .change_members(g, &[1, 2, 3], |epoch| RemovePeer {
+                group: g,
+                epoch,
+                peer: ChunkServerId(4),
+            })
+            .await;
         assert!(e2 > e1);
         // The removed leader steps down; the remaining voters elect one of them.
         let l = wait_for("a leader other than the removed cs4", WAIT, || async {
@@ -82,19 +76,15 @@ async fn add_remove_and_change_peer_with_a_fourth_process() {
         let more = workload(6, 11);
         write_all(&c, g, &more).await;
         c.create(g, &[4], &[1, 2, 4]).await;
-        let l = c.leader(g, WAIT).await;
-        let epoch = c.status(l, g).await.unwrap().epoch;
-        let change = ChangePeer {
-            group: g,
-            epoch,
-            remove: ChunkServerId(3),
-            add: c.node(4).peer(),
-        };
-        let (r, _) = c
-            .call(l, &change, Bytes::new())
-            .await
-            .expect("leader reachable");
-        let e3 = r.expect("change peer").epoch;
+        let epoch = c.epoch(g).await;
+        let e3 = c
+            .change_members(g, &[1, 2, 4], |epoch| ChangePeer {
+                group: g,
+                epoch,
+                remove: ChunkServerId(3),
+                add: peer4,
+            })
+            .await;
         assert!(e3 > epoch);
         let l = c.leader(g, WAIT).await;
         assert_ne!(l, 3);
@@ -138,19 +128,14 @@ async fn a_lost_disk_is_replaced_by_a_peer_filled_by_snapshot_install() {
         // The replacement (cs4) gets a pristine replica and takes the lost peer's place.
         let keep: Vec<u32> = [1, 2, 3].into_iter().filter(|&i| i != lost).collect();
         c.create(g, &[4], &[keep[0], keep[1], 4]).await;
-        let l = c.leader(g, WAIT).await;
-        let epoch = c.status(l, g).await.unwrap().epoch;
-        let change = ChangePeer {
+        let peer4 = c.node(4).peer();
+        c.change_members(g, &[keep[0], keep[1], 4], |epoch| ChangePeer {
             group: g,
             epoch,
             remove: ChunkServerId(lost),
-            add: c.node(4).peer(),
-        };
-        let (r, _) = c
-            .call(l, &change, Bytes::new())
-            .await
-            .expect("leader reachable");
-        r.expect("change peer");
+            add: peer4,
+        })
+        .await;
         c.applied(4, g, last).await;
         c.transfer(g, 4).await;
         check_all(&c, g, &ws).await;

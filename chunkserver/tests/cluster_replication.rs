@@ -3,6 +3,7 @@
 
 mod support;
 
+use basalt_proto::status::ChunkError;
 use bytes::Bytes;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -137,6 +138,68 @@ async fn restarting_every_node_preserves_the_data() {
         // and the chunks never written read as zeros where untouched
         let zeros = c.read(g1, 100, (CHUNK - 4096) as u32, 4096).await;
         assert_eq!(zeros, Bytes::from(vec![0u8; 4096]));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_chunk_pool_refuses_new_chunks_with_no_space_and_keeps_serving() {
+    bounded(TEST_LIMIT, async {
+        // Every data dir has a pool of POOL_CHUNKS chunk files.
+        let c = Cluster::start(3, 10_000).await;
+        let g = group(4);
+        c.create(g, &[1, 2, 3], &[1, 2, 3]).await;
+        let block = |i: u64| pattern(4096, 40 + i);
+        for chunk in 0..POOL_CHUNKS {
+            c.write(g, chunk, 8192, &block(chunk)).await;
+        }
+
+        // The pool is exhausted: a write that needs a new chunk is refused up front...
+        for _ in 0..3 {
+            assert_eq!(
+                c.try_write(g, POOL_CHUNKS, 0, &block(99)).await,
+                Err(ChunkError::NoSpace)
+            );
+        }
+        // ...while existing chunks still take writes, every daemon keeps running, and
+        // nothing written before is damaged.
+        c.write(g, 0, 12288, &block(100)).await;
+        for id in 1..=3 {
+            assert!(c.alive(id), "cs{id} still running");
+        }
+        for chunk in 0..POOL_CHUNKS {
+            assert!(c.read(g, chunk, 8192, 4096).await == block(chunk));
+        }
+        assert!(c.read(g, 0, 12288, 4096).await == block(100));
+
+        // A deleted chunk's file returns to the pool (once zeroed), and the new chunk fits.
+        c.delete_chunk(g, 1).await.unwrap();
+        wait_for("the freed chunk file to be usable", WAIT, || async {
+            match c.try_write(g, POOL_CHUNKS, 0, &block(99)).await {
+                Ok(_) => Some(()),
+                Err(ChunkError::NoSpace) => None,
+                Err(e) => panic!("write after delete: {e}"),
+            }
+        })
+        .await;
+        assert!(c.read(g, POOL_CHUNKS, 0, 4096).await == block(99));
+
+        // Offline check of every disk after a clean stop: headers and WAL intact.
+        for id in 1..=3 {
+            c.stop(id).await;
+            let out = std::process::Command::new(BIN)
+                .arg("check")
+                .arg("--data-dir")
+                .arg(&c.node(id).dir)
+                .output()
+                .expect("run check");
+            assert!(
+                out.status.success(),
+                "check cs{id}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     })
     .await
 }

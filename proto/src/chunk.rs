@@ -129,7 +129,9 @@ impl Rpc for ChunkInfo {
 pub struct CreateCopyset {
     /// The copyset.
     pub group: GroupId,
-    /// Initial voters (this chunkserver among them).
+    /// Initial voters (this chunkserver among them) of a new copyset; or, for a replica
+    /// about to be added to an existing copyset, its current voters without this
+    /// chunkserver (join-only: the replica never initializes the group).
     pub peers: Vec<PeerAddr>,
 }
 

@@ -15,6 +15,7 @@ use crate::copyset::network::{
 };
 use crate::copyset::state_machine::CopysetSm;
 use crate::copyset::types::{node_id, ChunkOp, CopysetTypes as C};
+use crate::disk_fence::DiskFence;
 use crate::error::ChunkServerError;
 use crate::group_log::GroupLog;
 use basalt_proto::chunk::{ConfChangeOk, CopysetStatusOk, LeaderInfo, RaftRole, WriteChunkOk};
@@ -87,6 +88,25 @@ struct Inner {
     groups: RwLock<HashMap<GroupId, Arc<Copyset>>>,
     /// Serialises create/delete so two creates of one group cannot both start a node.
     lifecycle: tokio::sync::Mutex<()>,
+    /// The fences of the disk (the store's and the log's, one if they share it).
+    fences: Vec<Arc<DiskFence>>,
+}
+
+/// Wait for the disk fence to trip, then fence the copysets off the disk.
+async fn run_fence_watch(inner: std::sync::Weak<Inner>, fences: Vec<Arc<DiskFence>>) {
+    if fences.is_empty() {
+        return;
+    }
+    let trips = fences.iter().map(|f| Box::pin(f.tripped()));
+    let (cause, _, _) = futures::future::select_all(trips).await;
+    if let Some(inner) = inner.upgrade() {
+        tracing::error!(
+            op = cause.op,
+            errno = cause.errno,
+            "disk fenced: stopping its copysets"
+        );
+        Copysets { inner }.fence_off().await;
+    }
 }
 
 /// The leader watch loop: watch the leaders of the groups this node votes in; when one's
@@ -152,6 +172,31 @@ async fn run_leader_watch(inner: std::sync::Weak<Inner>) {
 /// How often the leader watch looks for new leaders to watch.
 const LEADER_WATCH_SCAN: Duration = Duration::from_millis(250);
 
+/// Whom a leader that must stop hands its group to: among the other voters, preferring
+/// those that have acknowledged a heartbeat or an append, the one whose log matches the
+/// most of the leader's, lowest id on ties. `None` when the metrics are not a leader's or
+/// there is no other voter.
+pub fn handover_target(m: &RaftMetrics<C>) -> Option<u64> {
+    let replication = m.replication.as_ref()?;
+    let fresh = |id: u64| {
+        m.heartbeat
+            .as_ref()
+            .and_then(|h| h.get(&id))
+            .and_then(|t| t.as_ref())
+            .is_some()
+    };
+    m.membership_config
+        .membership()
+        .voter_ids()
+        .filter(|&v| v != m.id)
+        .map(|v| {
+            let matched = replication.get(&v).cloned().flatten().map(|l| l.index);
+            (fresh(v), matched, std::cmp::Reverse(v))
+        })
+        .max()
+        .map(|(_, _, std::cmp::Reverse(v))| v)
+}
+
 /// Every copyset of this chunkserver. Cheap to clone.
 #[derive(Clone)]
 pub struct Copysets {
@@ -196,6 +241,15 @@ impl Copysets {
             Duration::from_millis(p.config.unreachable_backoff_ms),
             usize::try_from(p.config.max_append_bytes).unwrap_or(usize::MAX),
         );
+        let mut fences: Vec<Arc<DiskFence>> = Vec::new();
+        for f in [p.store.disk_fence(), p.log.disk_fence()]
+            .into_iter()
+            .flatten()
+        {
+            if !fences.iter().any(|g| Arc::ptr_eq(g, &f)) {
+                fences.push(f);
+            }
+        }
         let me = Copysets {
             inner: Arc::new(Inner {
                 local: p.local,
@@ -207,6 +261,7 @@ impl Copysets {
                 router,
                 groups: RwLock::new(HashMap::new()),
                 lifecycle: tokio::sync::Mutex::new(()),
+                fences: fences.clone(),
             }),
         };
         let mut groups = me.inner.log.groups();
@@ -222,7 +277,87 @@ impl Copysets {
         if me.inner.config.leader_watch {
             tokio::spawn(run_leader_watch(Arc::downgrade(&me.inner)));
         }
+        tokio::spawn(run_fence_watch(Arc::downgrade(&me.inner), fences));
         Ok(me)
+    }
+
+    /// `DiskError` once the disk is fenced (an I/O error on it): nothing is served from it.
+    pub fn fenced(&self) -> Option<ChunkError> {
+        self.inner
+            .fences
+            .iter()
+            .find_map(|f| f.cause())
+            .map(|c| ChunkError::DiskError { errno: c.errno })
+    }
+
+    fn check_fence(&self) -> Result<(), ChunkError> {
+        self.fenced().map_or(Ok(()), Err)
+    }
+
+    /// The disk failed: stop every raft of it (nothing more is appended, acknowledged,
+    /// applied or voted here), then, for each group this replica led, tell the other
+    /// voters to elect the most up-to-date of them at once instead of after an election
+    /// timeout. The replicas stay registered: requests for them get `DiskError` (so a
+    /// client asks another peer) and their status shows them shut down.
+    async fn fence_off(&self) {
+        let groups: Vec<Arc<Copyset>> = self.inner.groups.read().values().cloned().collect();
+        let local = node_id(self.inner.local.id);
+        let stops = groups.iter().map(|cs| async move {
+            let m = cs.metrics();
+            if let Err(e) = cs.raft.shutdown().await {
+                tracing::debug!(group = %cs.group, error = %e, "raft already stopped");
+            }
+            (cs.group, m)
+        });
+        let led: Vec<(GroupId, RaftMetrics<C>)> = futures::future::join_all(stops)
+            .await
+            .into_iter()
+            .filter(|(_, m)| m.current_leader == Some(local))
+            .collect();
+        let handovers = led.iter().map(|(group, m)| self.hand_over(*group, m));
+        futures::future::join_all(handovers).await;
+        tracing::warn!(
+            copysets = groups.len(),
+            handed_over = led.len(),
+            "copysets fenced off the failed disk"
+        );
+    }
+
+    /// Ask the other voters of `group` (led here, with last metrics `m`) to elect a
+    /// successor now. Best effort: if it fails, they elect one after the timeout.
+    async fn hand_over(&self, group: GroupId, m: &RaftMetrics<C>) {
+        let Some(to) = handover_target(m) else {
+            return;
+        };
+        let req = TransferLeaderRequest::<C>::new(m.vote, to, None);
+        let Ok(body) = codec::encode(&req) else {
+            return;
+        };
+        let body = Bytes::from(body);
+        let voters: Vec<PeerAddr> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|&v| v != m.id)
+            .filter_map(|v| m.membership_config.get_node(&v).copied())
+            .collect();
+        let sends = voters.iter().map(|peer| {
+            self.inner.net.learn(peer);
+            self.inner.net.call(
+                node_id(peer.id),
+                group,
+                RaftMsgKind::TransferLeader,
+                crate::copyset::network::Lane::Heartbeat,
+                body.clone(),
+                self.inner.config.rpc_timeout(),
+            )
+        });
+        for (peer, r) in voters.iter().zip(futures::future::join_all(sends).await) {
+            if let Err(e) = r {
+                tracing::debug!(%group, peer = %peer.id, error = %e, "hand-over message not delivered");
+            }
+        }
+        tracing::info!(%group, successor = to, "fenced leader handed the group over");
     }
 
     /// What the leader watch needs of every local replica.
@@ -247,6 +382,9 @@ impl Copysets {
     /// Chunkserver `dead`'s process is gone: hand each group it led over to the agreed
     /// successor (see [`crate::copyset::leader_watch`]).
     async fn leader_gone(&self, dead: u64) {
+        if self.fenced().is_some() {
+            return;
+        }
         let local = node_id(self.inner.local.id);
         let views: Vec<GroupView> = self.group_views().into_iter().map(|(v, _)| v).collect();
         for h in leader_watch::handoffs(local, dead, &views) {
@@ -312,21 +450,23 @@ impl Copysets {
         }))
     }
 
-    /// Create a replica of `group` with initial voters `peers` (this chunkserver among
-    /// them). The peer with the lowest id initializes the group; the others wait to be
-    /// contacted. Creating an existing copyset succeeds.
+    /// Create a replica of `group`. Creating an existing copyset succeeds.
+    ///
+    /// - `peers` names this chunkserver: they are the initial voters of a new group. The
+    ///   peer with the lowest id initializes it; the others wait to be contacted.
+    /// - `peers` does not name it (join-only): they are the voters of an existing group
+    ///   this replica is about to be added to (as a learner, then a voter). It never
+    ///   initializes, whatever its id, and waits for the leader's log or snapshot.
     pub async fn create(&self, group: GroupId, peers: &[PeerAddr]) -> Result<(), ChunkError> {
         let bad = ChunkError::InvalidRequest {
             reason: InvalidReason::BadPeers,
         };
         let ids: BTreeSet<u64> = peers.iter().map(|p| node_id(p.id)).collect();
-        if group == GroupId::NONE
-            || peers.is_empty()
-            || ids.len() != peers.len()
-            || !ids.contains(&node_id(self.inner.local.id))
-        {
+        if group == GroupId::NONE || peers.is_empty() || ids.len() != peers.len() {
             return Err(bad);
         }
+        let joining = !ids.contains(&node_id(self.inner.local.id));
+        self.check_fence()?;
         let _guard = self.inner.lifecycle.lock().await;
         if self.get(group).is_some() {
             return Ok(());
@@ -337,7 +477,7 @@ impl Copysets {
             tracing::warn!(%group, error = %e, "copyset start failed");
             chunk_error(e)
         })?;
-        let initializer = ids.first().copied() == Some(node_id(self.inner.local.id));
+        let initializer = !joining && ids.first().copied() == Some(node_id(self.inner.local.id));
         if initializer && !cs.raft.is_initialized().await.unwrap_or(true) {
             let members: BTreeMap<u64, PeerAddr> =
                 peers.iter().map(|p| (node_id(p.id), *p)).collect();
@@ -346,7 +486,7 @@ impl Copysets {
             }
         }
         self.inner.groups.write().insert(group, cs);
-        tracing::info!(%group, ?ids, initializer, "copyset created");
+        tracing::info!(%group, ?ids, initializer, joining, "copyset created");
         Ok(())
     }
 
@@ -382,8 +522,11 @@ impl Copysets {
         v
     }
 
+    /// The replica of `group`, ready to serve: `DiskError` once the disk is fenced.
     fn lookup(&self, group: GroupId) -> Result<Arc<Copyset>, ChunkError> {
-        self.get(group).ok_or(not_found(group))
+        let cs = self.get(group).ok_or(not_found(group))?;
+        self.check_fence()?;
+        Ok(cs)
     }
 
     fn redirect(&self, cs: &Copyset, f: Option<&ForwardToLeader<C>>) -> ChunkError {
@@ -414,6 +557,8 @@ impl Copysets {
             RaftError::APIError(ClientWriteError::ChangeMembershipError(_)) => {
                 ChunkError::ConfChangeInProgress { group: cs.group }
             }
+            // A fenced disk stopped the raft (a failed WAL append or apply): say why.
+            _ if self.fenced().is_some() => self.fenced().unwrap_or(ChunkError::Unavailable),
             other => {
                 tracing::warn!(group = %cs.group, error = %other, "raft write failed");
                 ChunkError::Unavailable
@@ -432,6 +577,8 @@ impl Copysets {
     }
 
     /// Replicate a write; answers once it is committed and applied here (the leader).
+    /// A write that would create a chunk when the chunk pool is exhausted is refused with
+    /// `NoSpace` before anything is proposed (see [`ChunkStore::reserve_chunk`]).
     pub async fn write(
         &self,
         group: GroupId,
@@ -439,6 +586,17 @@ impl Copysets {
         offset: u64,
         data: Bytes,
     ) -> Result<WriteChunkOk, ChunkError> {
+        let cs = self.lookup(group)?;
+        let state = cs.raft.metrics().borrow_watched().state;
+        if state != ServerState::Leader {
+            // Never answer NoSpace for our disk when another replica leads.
+            return Err(self.redirect(&cs, None));
+        }
+        let _space = self
+            .inner
+            .store
+            .reserve_chunk(group, chunk)
+            .map_err(chunk_error)?;
         self.propose(
             group,
             ChunkOp::Write {
@@ -508,8 +666,9 @@ impl Copysets {
     }
 
     /// The replica's raft state.
+    /// Answered on a fenced disk too (the role shows the raft shut down).
     pub fn status(&self, group: GroupId) -> Result<CopysetStatusOk, ChunkError> {
-        let cs = self.lookup(group)?;
+        let cs = self.get(group).ok_or(not_found(group))?;
         let m = cs.metrics();
         let mem = m.membership_config.membership();
         let voters: BTreeSet<u64> = mem.voter_ids().collect();

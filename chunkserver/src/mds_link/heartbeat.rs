@@ -35,6 +35,8 @@ pub fn disk_stats(dir: &DataDir, store: Option<&FileChunkStore>) -> DiskStats {
     }
     if let Some(store) = store {
         s.pool_free_chunks = store.free_chunks() as u64;
+        // The MDS moves replicas off a failed disk and places nothing new on it.
+        s.disk_failed = store.fence().is_tripped();
     }
     // Chunk files in use: chunks/<group>/<chunk>.
     if let Ok(groups) = std::fs::read_dir(dir.chunks_dir()) {

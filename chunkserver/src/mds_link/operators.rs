@@ -8,10 +8,9 @@
 //! after the MDS named it in [`STRAY_CONFIRMATIONS`] replies in a row.
 //!
 //! A peer being added needs an (empty) replica to receive the log and snapshot: before
-//! `AddPeer`/`ChangePeer` the leader sends it `CreateCopyset` with the voters plus itself
-//! ([`joiner_peers`]). `Copysets::create` lets the lowest id of that list initialize a
-//! new group, so a joiner whose id is below every voter's cannot be prepared this way:
-//! such an operator is refused (logged) until the copyset layer has a join-only create.
+//! `AddPeer`/`ChangePeer` the leader sends it a join-only `CreateCopyset`: the current
+//! voters, without the joiner ([`joiner_peers`]), so it never initializes a group of its
+//! own whatever its id (see `Copysets::create`).
 
 use crate::copyset::Copysets;
 use basalt_proto::chunk::CreateCopyset;
@@ -129,19 +128,16 @@ pub fn decide(
     d
 }
 
-/// The peer list to create a joining replica with: the voters plus the joiner, or `None`
-/// when the joiner's id is below every voter's (it would initialize a group of its own).
+/// The peer list of a join-only create of a joining replica: the voters without the
+/// joiner (a list that does not name the receiver never initializes a group); `None` when
+/// there is no other voter.
 pub fn joiner_peers(voters: &[PeerAddr], joiner: PeerAddr) -> Option<Vec<PeerAddr>> {
-    if voters.is_empty() || voters.iter().all(|v| v.id > joiner.id) {
-        return None;
-    }
-    let mut peers: Vec<PeerAddr> = voters
+    let peers: Vec<PeerAddr> = voters
         .iter()
         .copied()
         .filter(|v| v.id != joiner.id)
         .collect();
-    peers.push(joiner);
-    Some(peers)
+    (!peers.is_empty()).then_some(peers)
 }
 
 /// The change a running operator makes, as reported in heartbeats.
@@ -238,10 +234,7 @@ impl Executor {
             .map_err(|e| e.to_string())?
             .peers;
         let Some(peers) = joiner_peers(&voters, joiner) else {
-            return Err(format!(
-                "joiner {} has a lower id than every voter: it would initialize a new group",
-                joiner.id
-            ));
+            return Err(format!("no voter other than the joiner {}", joiner.id));
         };
         let req = CreateCopyset { group, peers };
         let call = self.pool.call(&joiner.addr, &req, Bytes::new());
@@ -459,15 +452,18 @@ mod tests {
     }
 
     #[test]
-    fn joiners_are_created_only_when_they_cannot_initialize() {
+    fn joiners_are_created_join_only() {
         let voters = [peer(2), peer(3), peer(5)];
-        let got = joiner_peers(&voters, peer(4)).unwrap();
-        assert_eq!(got, vec![peer(2), peer(3), peer(5), peer(4)]);
-        // Lowest id: its create would initialize a fresh group.
-        assert_eq!(joiner_peers(&voters, peer(1)), None);
+        // The voters, never the joiner: the create is join-only whatever its id.
+        assert_eq!(joiner_peers(&voters, peer(4)).unwrap(), voters.to_vec());
+        assert_eq!(joiner_peers(&voters, peer(1)).unwrap(), voters.to_vec());
         assert_eq!(joiner_peers(&[], peer(4)), None);
-        // Already a voter: listed once.
-        assert_eq!(joiner_peers(&voters, peer(3)).unwrap().len(), 3);
+        assert_eq!(joiner_peers(&[peer(4)], peer(4)), None);
+        // Already a voter: left out.
+        assert_eq!(
+            joiner_peers(&voters, peer(3)).unwrap(),
+            vec![peer(2), peer(5)]
+        );
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! wait for their record's fsync; `purge_upto` does not (a lost purge record only keeps
 //! purged entries around, which a later purge removes again).
 //!
+//! Errors: the first failed write or fdatasync trips the disk's [`DiskFence`]: the batch's
+//! callers get the error, and every later append, truncate, purge or meta write is refused
+//! with [`ChunkServerError::Fenced`]. Nothing in the batch is reported durable.
+//!
 //! Space: a segment is recycled when no live entry or meta value is in it. At each segment
 //! switch, meta values and the live entries of groups with few of them in segments older
 //! than the previous one are rewritten forward, so one idle copyset cannot pin the WAL; a
@@ -23,6 +27,7 @@ pub mod segment;
 pub mod writer;
 
 use crate::datadir::DataDir;
+use crate::disk_fence::DiskFence;
 use crate::error::{ChunkServerError, Result};
 use crate::group_log::{Durable, GroupLog, LogRecord, MetaKey};
 use basalt_proto::ids::GroupId;
@@ -36,7 +41,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -91,7 +96,7 @@ pub(crate) struct Shared {
     seg_size: u64,
     state: Mutex<State>,
     segments: RwLock<BTreeMap<u64, Arc<File>>>,
-    fenced: AtomicBool,
+    fence: Arc<DiskFence>,
     metrics: WalMetrics,
 }
 
@@ -117,11 +122,22 @@ impl Wal {
     /// Open the WAL of a formatted data dir: recover the index from the segments, start a
     /// fresh segment, recycle segments nothing needs, and start the writer thread.
     pub fn open(dir: &DataDir) -> Result<Wal> {
-        Self::open_at(dir.wal_dir(), dir.meta().wal_segment_size)
+        Self::open_fenced(dir, DiskFence::new())
+    }
+
+    /// [`Wal::open`] with the disk's fence (shared with its chunk store).
+    pub fn open_fenced(dir: &DataDir, fence: Arc<DiskFence>) -> Result<Wal> {
+        Self::open_at_fenced(dir.wal_dir(), dir.meta().wal_segment_size, fence)
     }
 
     /// Open the WAL in directory `wal_dir` with segments of `seg_size` bytes.
     pub fn open_at(wal_dir: PathBuf, seg_size: u64) -> Result<Wal> {
+        Self::open_at_fenced(wal_dir, seg_size, DiskFence::new())
+    }
+
+    /// [`Wal::open_at`] with the disk's fence.
+    pub fn open_at_fenced(wal_dir: PathBuf, seg_size: u64, fence: Arc<DiskFence>) -> Result<Wal> {
+        fence.check()?;
         let rec = recovery::recover(&wal_dir)?;
         let mut next_free_no = rec.max_free_no.map_or(0, |n| n + 1);
         let mut free = rec.free;
@@ -154,13 +170,12 @@ impl Wal {
                 tx: Some(tx),
             }),
             segments: RwLock::new(segments),
-            fenced: AtomicBool::new(false),
+            fence,
             metrics: WalMetrics::default(),
         });
         let mut w = writer::Writer::new(shared.clone(), rec.max_seq, free, next_free_no);
         // Never append to a recovered segment: a torn record must stay the end of its segment.
-        w.roll()?;
-        w.commit()?;
+        shared.fence.note(w.roll().and_then(|()| w.commit()))?;
         let handle = std::thread::Builder::new()
             .name("basalt-wal".into())
             .spawn(move || w.run(rx))
@@ -180,6 +195,11 @@ impl Wal {
     /// The WAL's counters.
     pub fn metrics(&self) -> &WalMetrics {
         &self.shared.metrics
+    }
+
+    /// The disk fence this WAL trips on a write or fdatasync error and obeys.
+    pub fn fence(&self) -> &Arc<DiskFence> {
+        &self.shared.fence
     }
 
     /// Segments in use.
@@ -209,9 +229,7 @@ impl Wal {
 
     /// Run `f` under the lock to queue one record, then wait for its fsync.
     fn durable(&self, f: impl FnOnce(&mut Index) -> Rec) -> Result<()> {
-        if self.shared.fenced.load(Ordering::Acquire) {
-            return Err(ChunkServerError::Fenced);
-        }
+        self.shared.fence.check()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         {
             let mut st = self.shared.state.lock();
@@ -250,8 +268,8 @@ impl Drop for Wal {
 
 impl GroupLog for Wal {
     fn append(&self, group: GroupId, records: Vec<LogRecord>, done: Durable) {
-        if self.shared.fenced.load(Ordering::Acquire) {
-            return done(Err(ChunkServerError::Fenced));
+        if let Err(e) = self.shared.fence.check() {
+            return done(Err(e));
         }
         let max = self.max_payload();
         if let Some(big) = records.iter().find(|r| r.data.len() > max) {
@@ -359,9 +377,7 @@ impl GroupLog for Wal {
     }
 
     fn purge_upto(&self, group: GroupId, upto: u64) -> Result<()> {
-        if self.shared.fenced.load(Ordering::Acquire) {
-            return Err(ChunkServerError::Fenced);
-        }
+        self.shared.fence.check()?;
         let mut st = self.shared.state.lock();
         st.index.purge_upto(group, upto);
         let op = st.index.next_op();
@@ -433,5 +449,9 @@ impl GroupLog for Wal {
                 key: None,
             }
         })
+    }
+
+    fn disk_fence(&self) -> Option<Arc<DiskFence>> {
+        Some(self.shared.fence.clone())
     }
 }

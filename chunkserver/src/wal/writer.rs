@@ -14,6 +14,7 @@ use super::segment::{encode_header, seg_path, SEGMENT_HEADER};
 use super::{Item, Shared};
 use crate::datadir::fsync_dir;
 use crate::error::{ChunkServerError, Result};
+use crate::failpoints;
 use crate::group_log::MetaKey;
 use basalt_proto::ids::GroupId;
 use crossbeam_channel::Receiver;
@@ -91,7 +92,13 @@ impl Writer {
         self.shared.seg_size - SEGMENT_HEADER
     }
 
+    /// The data dir (failpoint scope).
+    fn root(&self) -> &std::path::Path {
+        self.shared.dir.parent().unwrap_or(&self.shared.dir)
+    }
+
     fn fdatasync(&self, f: &File) -> Result<()> {
+        failpoints::disk(failpoints::WAL_FDATASYNC, self.root()).map_err(disk("fdatasync WAL"))?;
         f.sync_data().map_err(disk("fdatasync WAL"))?;
         self.shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -101,6 +108,7 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
+        failpoints::disk(failpoints::WAL_WRITE, self.root()).map_err(disk("write WAL"))?;
         let f = self.file.as_ref().expect("segment open");
         f.write_all_at(&self.buf, self.buf_start)
             .map_err(disk("write WAL"))?;
@@ -312,7 +320,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if self.shared.fenced.load(Ordering::Acquire) {
+            if self.shared.fence.is_tripped() {
                 for it in items {
                     (it.done)(Err(ChunkServerError::Fenced));
                 }
@@ -341,7 +349,13 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "WAL write failed, fencing the disk");
-                    self.shared.fenced.store(true, Ordering::Release);
+                    match &e {
+                        ChunkServerError::Disk { op, source } => self
+                            .shared
+                            .fence
+                            .trip(op, source.raw_os_error().unwrap_or(libc::EIO)),
+                        _ => self.shared.fence.trip("WAL write", libc::EIO),
+                    }
                     let mut first = Some(e);
                     for it in items {
                         (it.done)(Err(first.take().unwrap_or(ChunkServerError::Fenced)));

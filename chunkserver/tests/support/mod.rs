@@ -9,8 +9,8 @@
 #![allow(dead_code)] // each cluster_* test binary uses a different part of the harness
 
 use basalt_proto::chunk::{
-    CopysetStatus, CopysetStatusOk, CreateCopyset, GetLeader, RaftRole, ReadChunk, TransferLeader,
-    WriteChunk,
+    ConfChangeOk, CopysetStatus, CopysetStatusOk, CreateCopyset, DeleteChunk, GetLeader, RaftRole,
+    ReadChunk, TransferLeader, WriteChunk,
 };
 use basalt_proto::hello::{Identity, Role};
 use basalt_proto::ids::{ChunkId, ChunkServerId, CopysetId, Epoch, GroupId, LogicalPoolId};
@@ -18,6 +18,7 @@ use basalt_proto::status::{ChunkError, PeerAddr};
 use basalt_proto::Rpc;
 use basalt_transport::{ConnectionPool, TcpTransport, TransportError, TransportOptions};
 use bytes::Bytes;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -116,14 +117,16 @@ pub struct Cluster {
     pool: ConnectionPool<TcpTransport>,
 }
 
+/// Chunk files in each node's pool: two copysets of one workload (3 chunks) each.
+pub const POOL_CHUNKS: u64 = 6;
+
 fn format_dir(dir: &Path) {
     let out = Command::new(BIN)
-        // 6 chunk files: two copysets of one workload (3 chunks) each
         .args([
             "format",
             "--quiet",
             "--pool-size",
-            "6",
+            &POOL_CHUNKS.to_string(),
             "--wal-segments",
             "4",
         ])
@@ -354,25 +357,82 @@ impl Cluster {
     /// Write through the leader, following redirects and retrying while there is none.
     /// Returns the log index the write committed at.
     pub async fn write(&self, g: GroupId, chunk: u64, offset: u32, data: &Bytes) -> u64 {
-        wait_for(&format!("write to {g}"), WAIT, || async {
+        self.try_write(g, chunk, offset, data)
+            .await
+            .unwrap_or_else(|e| panic!("write {g}/{chunk}@{offset}: {e}"))
+    }
+
+    /// [`Cluster::write`], with the leader's refusals other than "ask someone else"
+    /// (redirect, unavailable, stale epoch: retried for at most [`WAIT`]) returned.
+    pub async fn try_write(
+        &self,
+        g: GroupId,
+        chunk: u64,
+        offset: u32,
+        data: &Bytes,
+    ) -> Result<u64, ChunkError> {
+        let req = |epoch| WriteChunk {
+            group: g,
+            chunk: ChunkId(chunk),
+            epoch,
+            offset,
+            len: data.len() as u32,
+            crc32c: crc32c::crc32c(data),
+        };
+        self.at_leader(&format!("write to {g}"), g, req, data)
+            .await
+            .map(|ok| ok.index)
+    }
+
+    /// Delete a chunk through the leader (following it like [`Cluster::write`]).
+    pub async fn delete_chunk(&self, g: GroupId, chunk: u64) -> Result<(), ChunkError> {
+        let req = |epoch| DeleteChunk {
+            group: g,
+            chunk: ChunkId(chunk),
+            epoch,
+        };
+        self.at_leader(&format!("delete {g}/{chunk}"), g, req, &Bytes::new())
+            .await
+    }
+
+    /// Send `req(epoch)` with `payload` to the leader of `g` at its epoch, retrying at the
+    /// leader of the moment while the answer is a redirect, `Unavailable` or a stale epoch
+    /// (for at most [`WAIT`]); any other answer is returned.
+    async fn at_leader<R, T, F>(
+        &self,
+        what: &str,
+        g: GroupId,
+        req: F,
+        payload: &Bytes,
+    ) -> Result<T, ChunkError>
+    where
+        R: Rpc<Reply = Result<T, ChunkError>>,
+        F: Fn(Epoch) -> R,
+    {
+        wait_for(what, WAIT, || async {
             let l = self.leader(g, WAIT).await;
             let epoch = self.status(l, g).await?.epoch;
-            let req = WriteChunk {
-                group: g,
-                chunk: ChunkId(chunk),
-                epoch,
-                offset,
-                len: data.len() as u32,
-                crc32c: crc32c::crc32c(data),
-            };
-            match self.call(l, &req, data.clone()).await? {
-                (Ok(ok), _) => Some(ok.index),
-                (Err(ChunkError::Redirect { .. } | ChunkError::Unavailable), _) => None,
-                (Err(ChunkError::EpochTooOld { .. }), _) => None,
-                (Err(e), _) => panic!("write {g}/{chunk}@{offset}: {e}"),
+            match self.call(l, &req(epoch), payload.clone()).await? {
+                (
+                    Err(
+                        ChunkError::Redirect { .. }
+                        | ChunkError::Unavailable
+                        | ChunkError::EpochTooOld { .. },
+                    ),
+                    _,
+                ) => None,
+                (r, _) => Some(r),
             }
         })
         .await
+    }
+
+    /// Whether node `id`'s process is still running (not exited).
+    pub fn alive(&self, id: u32) -> bool {
+        let mut child = self.node(id).child.lock().unwrap();
+        child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("try_wait").is_none())
     }
 
     /// Read from node `id` (which must lead); `Err` carries the refusal.
@@ -412,6 +472,45 @@ impl Cluster {
                 Err(e) => panic!("read {g}/{chunk}@{offset}: {e}"),
             }
         })
+        .await
+    }
+
+    /// Change the voters of `g` to `want` with the request `req(epoch)` sent to the current
+    /// leader at its epoch, following leadership: a redirect, `Unavailable`, a stale epoch
+    /// or a change in progress is retried at the leader of the moment (for at most
+    /// [`WAIT`]). The membership is checked before every attempt, so a change whose answer
+    /// was lost to a leader change is not asked for again. Returns the epoch of the
+    /// membership with voters `want`.
+    pub async fn change_members<R, F>(&self, g: GroupId, want: &[u32], req: F) -> Epoch
+    where
+        R: Rpc<Reply = Result<ConfChangeOk, ChunkError>>,
+        F: Fn(Epoch) -> R,
+    {
+        let want: BTreeSet<u32> = want.iter().copied().collect();
+        wait_for(
+            &format!("voters of {g} to become {want:?}"),
+            WAIT,
+            || async {
+                let l = self.leader(g, WAIT).await;
+                let st = self.status(l, g).await?;
+                if st.peers.iter().map(|p| p.id.0).collect::<BTreeSet<u32>>() == want {
+                    return Some(st.epoch);
+                }
+                match self.call(l, &req(st.epoch), Bytes::new()).await? {
+                    (Ok(ok), _) => Some(ok.epoch),
+                    (
+                        Err(
+                            ChunkError::Redirect { .. }
+                            | ChunkError::Unavailable
+                            | ChunkError::EpochTooOld { .. }
+                            | ChunkError::ConfChangeInProgress { .. },
+                        ),
+                        _,
+                    ) => None,
+                    (Err(e), _) => panic!("membership change of {g} to {want:?}: {e}"),
+                }
+            },
+        )
         .await
     }
 
