@@ -66,6 +66,72 @@ pub enum BenchError {
         #[source]
         source: serde_json::Error,
     },
+    /// A volume operation through the client library failed (`volume` subcommand).
+    #[error("volume {op} at offset {offset}: {source}")]
+    Client {
+        /// The operation (`read`, `write`, `open`, `create`).
+        op: &'static str,
+        /// Byte offset of the I/O (0 for non-I/O operations).
+        offset: u64,
+        /// The client's error.
+        #[source]
+        source: basalt_client::ClientError,
+    },
+    /// A read returned other bytes than the ones written there (`volume --verify`).
+    #[error("verify: {len} bytes read at offset {offset} differ from what was written (first difference at byte {first_diff})")]
+    VerifyMismatch {
+        /// Byte offset of the read.
+        offset: u64,
+        /// Length of the read.
+        len: u64,
+        /// Index of the first differing byte within the read.
+        first_diff: usize,
+    },
+    /// A `volume` workload argument (`--cases`, `--pattern`, `--rwmix-read`) is malformed.
+    #[error("bad workload {input:?}: {reason}")]
+    BadWorkload {
+        /// The argument as given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The chunkserver's storage or raft layer under test failed (setup or an I/O).
+    #[error("chunkserver ({what}): {source}")]
+    ChunkServer {
+        /// The operation.
+        what: String,
+        /// The chunkserver's error.
+        #[source]
+        source: basalt_chunkserver::ChunkServerError,
+    },
+    /// A chunk service call under test was refused.
+    #[error("chunk service ({what}): {error:?}")]
+    ChunkService {
+        /// The operation.
+        what: String,
+        /// The typed refusal.
+        error: basalt_proto::status::ChunkError,
+    },
+    /// An I/O backend name is not one the storage benchmarks know (`uring`, `sync`).
+    #[error("unknown I/O backend {name:?} (uring, sync)")]
+    BadBackend {
+        /// The name as given.
+        name: String,
+    },
+    /// A benchmark setting is refused (e.g. raft timers openraft rejects).
+    #[error("bad setting: {reason}")]
+    BadSetting {
+        /// Why.
+        reason: String,
+    },
+    /// A benchmark set-up step did not finish in time (no leader elected, ...).
+    #[error("timed out after {secs} s waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The bound, seconds.
+        secs: u64,
+    },
     /// Drawing the plot failed.
     #[error("plot {path}: {reason}")]
     Plot {

@@ -43,6 +43,10 @@ pub struct Measurement {
     pub ratio: Option<f64>,
     /// How to read the figure (e.g. "round trip = 2 × ucx_perftest's one-way latency").
     pub note: Option<String>,
+    /// Further named figures of this measurement (e.g. `fsyncs_per_write`,
+    /// `leader_elections`); absent from the JSON when empty (added in schema 1).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, f64>,
 }
 
 impl Measurement {
@@ -67,6 +71,7 @@ impl Measurement {
             baseline: None,
             ratio: None,
             note: None,
+            extra: std::collections::BTreeMap::new(),
         }
     }
 
