@@ -5,11 +5,6 @@
 //!
 //! The MDS binary is expected next to the chunkserver's (`cargo build -p basalt-mds`, or
 //! build every binary of the workspace before the tests).
-//!
-//! Parked outside the build (`tests/pending/`) until the MDS places new copysets at the
-//! epoch chunkservers report for them (0, the log index of the initial membership; the MDS
-//! uses `copyset_sync::INITIAL_EPOCH = 1` and so ignores every leader's report). With that
-//! one-line fix, move this file back to `chunkserver/tests/`.
 
 mod support;
 
