@@ -146,7 +146,19 @@ pub fn decode_meta(path: &Path, bytes: &[u8]) -> Result<DiskMeta> {
             supported: FORMAT_VERSION,
         });
     }
-    serde_json::from_slice(body).map_err(|_| corrupt("undecodable body"))
+    let meta: DiskMeta = serde_json::from_slice(body).map_err(|_| corrupt("undecodable body"))?;
+    // Sizes `format` would never write: the WAL and the store compute offsets from them
+    // (a segment smaller than its header page would underflow).
+    let sized = |v: u64| v > 0 && v % 4096 == 0;
+    if !sized(meta.chunk_size) {
+        return Err(corrupt("chunk size is not a positive multiple of 4096"));
+    }
+    if !sized(meta.wal_segment_size) {
+        return Err(corrupt(
+            "WAL segment size is not a positive multiple of 4096",
+        ));
+    }
+    Ok(meta)
 }
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
@@ -456,5 +468,20 @@ mod tests {
             decode_meta(p, &bytes[..bytes.len() - 1]),
             Err(ChunkServerError::MetaCorrupt { .. })
         ));
+        // Checksummed but with sizes format never writes (the WAL would underflow on them).
+        for (chunk, seg) in [(0, 8192), (4096, 100), (4096, 0), (5000, 8192)] {
+            let odd = encode_meta(&DiskMeta {
+                chunk_size: chunk,
+                wal_segment_size: seg,
+                ..m.clone()
+            });
+            assert!(
+                matches!(
+                    decode_meta(p, &odd),
+                    Err(ChunkServerError::MetaCorrupt { .. })
+                ),
+                "chunk {chunk} segment {seg}"
+            );
+        }
     }
 }

@@ -48,5 +48,7 @@ pub use path::PathKind;
 pub use pool::ConnectionPool;
 pub use router::{OneWay, RequestContext, Router, MAX_ECHO_DELAY};
 pub use server::ServerHandle;
+#[doc(hidden)]
+pub use tcp::fuzzing;
 pub use tcp::TcpTransport;
 pub use transport::Transport;

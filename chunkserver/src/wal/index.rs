@@ -132,7 +132,9 @@ impl Index {
                 _ => return Ok(()),
             },
         };
-        if first != last + 1 {
+        // A checksummed record may claim index u64::MAX: never overflow on it (found by
+        // the wal_segment fuzz target).
+        if last.checked_add(1) != Some(first) {
             return Err(ChunkServerError::LogGap {
                 group,
                 last,
@@ -319,6 +321,33 @@ mod tests {
             },
         );
         assert_eq!(ix.bounds(g), None);
+    }
+
+    /// A record at the largest index (a checksummed record can claim one) makes every
+    /// further append a gap, never an arithmetic overflow.
+    #[test]
+    fn an_entry_or_purge_point_at_u64_max_is_a_gap_not_an_overflow() {
+        let g = GroupId(3);
+        let mut ix = Index::default();
+        ix.put_entry(
+            g,
+            u64::MAX,
+            Slot {
+                op: 1,
+                loc: disk(1),
+            },
+        );
+        assert!(matches!(
+            ix.check_append(g, 1),
+            Err(ChunkServerError::LogGap {
+                last: u64::MAX,
+                got: 1,
+                ..
+            })
+        ));
+        let h = GroupId(4);
+        ix.purge_upto(h, u64::MAX);
+        assert!(ix.check_append(h, 1).is_err());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! drains the bounded send queue into vectored writes, coalescing whatever is queued.
 
 mod framing;
+/// Entry points for the fuzz targets in `fuzz/` (not API).
+#[doc(hidden)]
+pub mod fuzzing;
 
 use crate::config::TransportOptions;
 use crate::conn::{BaseTx, ConnInner, ConnParts, Connection, Endpoint, Side};
