@@ -262,6 +262,8 @@ fn fio_nbd_engine_verify_job() {
             "--iodepth=16",
             "--verify=crc32c",
             "--do_verify=1",
+            // fio would write its verify state file into the crate directory
+            "--verify_state_save=0",
             "--output-format=terse",
         ],
     );
