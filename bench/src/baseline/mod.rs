@@ -3,5 +3,6 @@
 //! same baselines in their own run and report their figures as ratios to them.
 
 pub mod disk;
+pub mod disk_qd;
 pub mod tcp;
 pub mod ucx_perftest;

@@ -3,15 +3,16 @@
 //! the replica write path (WAL append with group commit, then the chunk write; see
 //! [`engine`]) and 4 KiB random chunk reads, at queue depth 1 and `--depth`, next to the
 //! raw disk measured in the same run on the same filesystem (`O_DIRECT` write+fdatasync
-//! and random read at QD1 from [`crate::baseline::disk`], at `--depth` from [`raw_qd`]).
+//! and random read at QD1 from [`crate::baseline::disk`], at `--depth` from
+//! [`crate::baseline::disk_qd`]).
 //!
 //! Extra figures per write measurement: `fsyncs_per_write` (WAL `fdatasync`s ÷ writes,
 //! from the WAL's counters, warm-up included) and `mean_ratio` (mean ÷ baseline mean).
 
 pub mod engine;
-pub mod raw_qd;
 
 use crate::baseline::disk;
+use crate::baseline::disk_qd;
 use crate::error::BenchError;
 use crate::report::{Kind, Measurement};
 use crate::runner::{latency_async, throughput_async, Run, Timing};
@@ -133,7 +134,7 @@ pub fn run(
             Ok(ms) => out.extend(ms),
             Err(e) => skipped.baselines.push(format!("disk qd1: {e}")),
         }
-        match raw_qd::run(&s.dir, s.file_size, depth, timing) {
+        match disk_qd::run(&s.dir, s.file_size, depth, timing) {
             Ok(ms) => out.extend(ms),
             Err(e) => skipped.baselines.push(format!("disk qd{depth}: {e}")),
         }
@@ -141,9 +142,9 @@ pub fn run(
     let has = |name: &str| s.baselines && out.iter().any(|m: &Measurement| m.name == name);
     let bases = [
         has(DISK_WRITE_QD1).then(|| DISK_WRITE_QD1.to_string()),
-        has(&raw_qd::write_name(depth)).then(|| raw_qd::write_name(depth)),
+        has(&disk_qd::write_name(depth)).then(|| disk_qd::write_name(depth)),
         has(DISK_READ_QD1).then(|| DISK_READ_QD1.to_string()),
-        has(&raw_qd::read_name(depth)).then(|| raw_qd::read_name(depth)),
+        has(&disk_qd::read_name(depth)).then(|| disk_qd::read_name(depth)),
     ];
     let root = tempfile::Builder::new()
         .prefix("basalt-bench-chunkstore")

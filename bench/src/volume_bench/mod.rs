@@ -5,7 +5,7 @@
 //! - [`workload`]: offsets and the verify pattern (pure),
 //! - [`run_loop`]: the closed-loop I/O tasks and the prefill,
 //! - [`cluster_cpu`]: CPU time of every cluster process,
-//! - [`raw_disk_qd`]: the deep random-read disk baseline,
+//! - the deep random-read disk baseline comes from [`crate::baseline::disk_qd`],
 //! - [`targets`]: the issue-5/7 target ratios.
 //!
 //! Reads of never-written chunks return zeros without a round trip, so the region every
@@ -13,7 +13,6 @@
 
 pub mod case;
 pub mod cluster_cpu;
-pub mod raw_disk_qd;
 pub mod run_loop;
 pub mod targets;
 pub mod workload;
@@ -113,7 +112,7 @@ pub async fn run(
             Ok(ms) => out.extend(ms),
             Err(e) => skipped.baselines.push(format!("disk: {e}")),
         }
-        match raw_disk_qd::rand_read(&dir, s.baseline_file_size, s.raw_qd, timing) {
+        match crate::baseline::disk_qd::rand_read(&dir, s.baseline_file_size, s.raw_qd, timing) {
             Ok(m) => out.push(m),
             Err(e) => skipped.baselines.push(format!("disk QD{}: {e}", s.raw_qd)),
         }

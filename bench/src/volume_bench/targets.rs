@@ -2,6 +2,7 @@
 //! measurements and printed under the table. Reported, never enforced.
 
 use super::case::{Case, Pattern};
+use crate::baseline::disk_qd::read_name;
 use crate::report::Measurement;
 
 /// Raw TCP round trip the latency targets use (a 4 KiB ping-pong: a 4 KiB write's payload).
@@ -12,11 +13,6 @@ pub const DISK_WRITE: &str = "disk/write-fdatasync/4KiB";
 pub const DISK_READ: &str = "disk/rand-read/4KiB";
 /// Name of the raw disk sequential 1 MiB write baseline.
 pub const DISK_SEQ: &str = "disk/seq-write/1MiB";
-
-/// Name of the raw disk 4 KiB random read baseline at queue depth `qd`.
-pub fn disk_read_qd_name(qd: usize) -> String {
-    format!("disk/rand-read/4KiB/qd{qd}")
-}
 
 /// One target: `value` compared with `limit`.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +110,7 @@ pub fn targets(all: &[Measurement], cases: &[Case]) -> Vec<Target> {
         }
     }
     if let Some((v, c)) = volume(all, cases, Pattern::Randread, 4096, false) {
-        if let Some(raw) = find(all, &disk_read_qd_name(c.total_depth())) {
+        if let Some(raw) = find(all, &read_name(c.total_depth())) {
             if raw.iops() > 0.0 {
                 out.push(Target {
                     what: format!(
@@ -165,7 +161,7 @@ pub fn baseline_of(case: &Case, raw_qd: usize) -> Option<String> {
     match (case.pattern, case.bs, case.total_depth()) {
         (Pattern::Randwrite, 4096, 1) => Some(DISK_WRITE.into()),
         (Pattern::Randread, 4096, 1) => Some(DISK_READ.into()),
-        (Pattern::Randread, 4096, d) if d == raw_qd => Some(disk_read_qd_name(raw_qd)),
+        (Pattern::Randread, 4096, d) if d == raw_qd => Some(read_name(raw_qd)),
         (Pattern::Write, b, _) if b == 1 << 20 => Some(DISK_SEQ.into()),
         _ => None,
     }
@@ -217,13 +213,7 @@ mod tests {
             m("raw-tcp/ping-pong/4KiB", Kind::Latency, 4096, 1000, 20.0),
             m(DISK_WRITE, Kind::Latency, 4096, 500, 1000.0),
             m(DISK_READ, Kind::Latency, 4096, 1000, 100.0),
-            m(
-                &disk_read_qd_name(32),
-                Kind::Throughput,
-                4096,
-                50_000,
-                600.0,
-            ),
+            m(&read_name(32), Kind::Throughput, 4096, 50_000, 600.0),
             m(DISK_SEQ, Kind::Throughput, 1 << 20, 600, 1000.0),
             m(&c[0].name(), Kind::Latency, 4096, 100, 1560.0),
             m(&c[1].name(), Kind::Latency, 4096, 100, 150.0),
@@ -269,7 +259,7 @@ mod tests {
         let c = cases();
         assert_eq!(baseline_of(&c[0], 32).as_deref(), Some(DISK_WRITE));
         assert_eq!(baseline_of(&c[1], 32).as_deref(), Some(DISK_READ));
-        assert_eq!(baseline_of(&c[2], 32), Some(disk_read_qd_name(32)));
+        assert_eq!(baseline_of(&c[2], 32), Some(read_name(32)));
         assert_eq!(baseline_of(&c[2], 16), None);
         assert_eq!(baseline_of(&c[3], 32), None);
         assert_eq!(baseline_of(&c[4], 32).as_deref(), Some(DISK_SEQ));

@@ -131,6 +131,111 @@ where
     })
 }
 
+/// The pre-written test file the QD-N baselines run on.
+struct QdFile {
+    tmp: tempfile::NamedTempFile,
+    file: File,
+    file_size: u64,
+    blocks: u64,
+    backend: String,
+}
+
+impl QdFile {
+    /// A `file_size` file (rounded to whole MiB) in `dir`, written with O_DIRECT and
+    /// synced, so reads hit the disk.
+    fn create(dir: &Path, file_size: u64) -> Result<QdFile, BenchError> {
+        let file_size = (file_size / (1 << 20)).max(1) << 20;
+        let tmp = tempfile::Builder::new()
+            .prefix("basalt-bench-qd")
+            .tempfile_in(dir)
+            .map_err(BenchError::io(format!(
+                "create a file in {}",
+                dir.display()
+            )))?;
+        let file = open_direct(tmp.path())?;
+        let fill = AlignedBuf::from_slice(&vec![0x5a; 1 << 20]);
+        let mut off = 0;
+        while off < file_size {
+            file.write_all_at(fill.as_slice(), off)
+                .map_err(BenchError::io("fill the QD test file"))?;
+            off += 1 << 20;
+        }
+        file.sync_data().map_err(BenchError::io("fdatasync"))?;
+        Ok(QdFile {
+            tmp,
+            file,
+            file_size,
+            blocks: file_size / BLOCK,
+            backend: format!("O_DIRECT {}", dir.display()),
+        })
+    }
+
+    fn write_fdatasync(&self, depth: usize, timing: Timing) -> Result<Measurement, BenchError> {
+        let wbuf = AlignedBuf::from_slice(&[0x3c; BLOCK as usize]);
+        let run = threaded(
+            timing,
+            &format!("disk 4 KiB write+fdatasync qd{depth}"),
+            depth,
+            |_| {
+                let off = rand::thread_rng().gen_range(0..self.blocks) * BLOCK;
+                self.file
+                    .write_all_at(wbuf.as_slice(), off)
+                    .map_err(BenchError::io("O_DIRECT write"))?;
+                self.file.sync_data().map_err(BenchError::io("fdatasync"))
+            },
+        )?;
+        let mut w = Measurement::new(
+            write_name(depth),
+            &format!("disk 4K write+fdatasync qd{depth}"),
+            &self.backend,
+            Kind::Throughput,
+            BLOCK,
+        )
+        .with_run(run.ops, run.elapsed, run.cpu);
+        w.latency = run.recorder.summary();
+        w.note = Some(format!(
+            "{depth} threads, each: O_DIRECT pwrite at a random offset, then fdatasync"
+        ));
+        Ok(w)
+    }
+
+    fn rand_read(&self, depth: usize, timing: Timing) -> Result<Measurement, BenchError> {
+        let run = threaded(
+            timing,
+            &format!("disk 4 KiB random read qd{depth}"),
+            depth,
+            |_| {
+                let mut buf = AlignedBuf::zeroed(BLOCK as usize);
+                let off = rand::thread_rng().gen_range(0..self.blocks) * BLOCK;
+                self.file
+                    .read_exact_at(buf.as_mut_slice(), off)
+                    .map_err(BenchError::io("O_DIRECT read"))
+            },
+        )?;
+        let mut r = Measurement::new(
+            read_name(depth),
+            &format!("disk 4K random read qd{depth}"),
+            &self.backend,
+            Kind::Throughput,
+            BLOCK,
+        )
+        .with_run(run.ops, run.elapsed, run.cpu);
+        r.latency = run.recorder.summary();
+        r.note = Some(format!(
+            "{depth} threads, O_DIRECT pread at random offsets of a {} MiB file",
+            self.file_size >> 20
+        ));
+        Ok(r)
+    }
+
+    fn remove(self) -> Result<(), BenchError> {
+        drop(self.file);
+        self.tmp
+            .close()
+            .map_err(BenchError::io("remove the QD test file"))
+    }
+}
+
 /// Raw 4 KiB random write+fdatasync and random read at queue depth `depth` on a temporary
 /// `file_size` file in `dir`.
 pub fn run(
@@ -139,79 +244,25 @@ pub fn run(
     depth: usize,
     timing: Timing,
 ) -> Result<Vec<Measurement>, BenchError> {
-    let file_size = (file_size / (1 << 20)).max(1) << 20;
-    let tmp = tempfile::Builder::new()
-        .prefix("basalt-bench-qd")
-        .tempfile_in(dir)
-        .map_err(BenchError::io(format!(
-            "create a file in {}",
-            dir.display()
-        )))?;
-    let file = open_direct(tmp.path())?;
-    let fill = AlignedBuf::from_slice(&vec![0x5a; 1 << 20]);
-    let mut off = 0;
-    while off < file_size {
-        file.write_all_at(fill.as_slice(), off)
-            .map_err(BenchError::io("fill the QD test file"))?;
-        off += 1 << 20;
-    }
-    file.sync_data().map_err(BenchError::io("fdatasync"))?;
-    let backend = format!("O_DIRECT {}", dir.display());
-    let blocks = file_size / BLOCK;
-    let wbuf = AlignedBuf::from_slice(&[0x3c; BLOCK as usize]);
-
-    let run = threaded(
-        timing,
-        &format!("disk 4 KiB write+fdatasync qd{depth}"),
-        depth,
-        |_| {
-            let off = rand::thread_rng().gen_range(0..blocks) * BLOCK;
-            file.write_all_at(wbuf.as_slice(), off)
-                .map_err(BenchError::io("O_DIRECT write"))?;
-            file.sync_data().map_err(BenchError::io("fdatasync"))
-        },
-    )?;
-    let mut w = Measurement::new(
-        write_name(depth),
-        &format!("disk 4K write+fdatasync qd{depth}"),
-        &backend,
-        Kind::Throughput,
-        BLOCK,
-    )
-    .with_run(run.ops, run.elapsed, run.cpu);
-    w.latency = run.recorder.summary();
-    w.note = Some(format!(
-        "{depth} threads, each: O_DIRECT pwrite at a random offset, then fdatasync"
-    ));
-
-    let run = threaded(
-        timing,
-        &format!("disk 4 KiB random read qd{depth}"),
-        depth,
-        |_| {
-            let mut buf = AlignedBuf::zeroed(BLOCK as usize);
-            let off = rand::thread_rng().gen_range(0..blocks) * BLOCK;
-            file.read_exact_at(buf.as_mut_slice(), off)
-                .map_err(BenchError::io("O_DIRECT read"))
-        },
-    )?;
-    let mut r = Measurement::new(
-        read_name(depth),
-        &format!("disk 4K random read qd{depth}"),
-        &backend,
-        Kind::Throughput,
-        BLOCK,
-    )
-    .with_run(run.ops, run.elapsed, run.cpu);
-    r.latency = run.recorder.summary();
-    r.note = Some(format!(
-        "{depth} threads, O_DIRECT pread at random offsets of a {} MiB file",
-        file_size >> 20
-    ));
-    drop(file);
-    tmp.close()
-        .map_err(BenchError::io("remove the QD test file"))?;
+    let f = QdFile::create(dir, file_size)?;
+    let w = f.write_fdatasync(depth, timing)?;
+    let r = f.rand_read(depth, timing)?;
+    f.remove()?;
     Ok(vec![w, r])
+}
+
+/// Raw 4 KiB random read alone at queue depth `depth` (the volume benchmark's deep-read
+/// baseline) on a temporary `file_size` file in `dir`.
+pub fn rand_read(
+    dir: &Path,
+    file_size: u64,
+    depth: usize,
+    timing: Timing,
+) -> Result<Measurement, BenchError> {
+    let f = QdFile::create(dir, file_size)?;
+    let r = f.rand_read(depth, timing)?;
+    f.remove()?;
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -247,6 +298,21 @@ mod tests {
         );
         assert_eq!(seen.lock().unwrap().len(), 4);
         assert!(run.elapsed >= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn deep_reads_run_or_report_missing_o_direct() {
+        let dir = tempfile::tempdir().unwrap();
+        match rand_read(dir.path(), 1 << 20, 4, quick()) {
+            Ok(m) => {
+                assert!(m.ops > 0);
+                assert_eq!(m.name, "disk/rand-read/4KiB/qd4");
+                assert_eq!(m.latency.as_ref().unwrap().samples, m.ops);
+            }
+            Err(BenchError::Io { what, .. }) => assert!(what.contains("O_DIRECT"), "{what}"),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
