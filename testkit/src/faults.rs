@@ -8,8 +8,8 @@ use crate::cluster::Liveness;
 use crate::DevCluster;
 use basalt_proto::chunk::GetLeader;
 use basalt_proto::hello::{Identity, Role};
-use basalt_proto::ids::{GroupId, VolumeId, CHUNK_SIZE, SEGMENT_SIZE};
-use basalt_proto::mds::GetSegment;
+use basalt_proto::ids::{GroupId, LogicalPoolId, VolumeId, CHUNK_SIZE, SEGMENT_SIZE};
+use basalt_proto::mds::{CopysetInfo, GetCopysets, GetSegment, ListCopysets};
 use basalt_transport::{TcpTransport, TransportOptions};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -108,6 +108,67 @@ pub fn others(cluster: &DevCluster, leader: &str) -> Vec<String> {
         .collect()
 }
 
+/// The leader of `group`, once the MDS has no operator in flight (a pending leader
+/// transfer would move the leadership under the test) and two probes 300 ms apart agree
+/// (bounded wait).
+pub fn settled_leader(
+    cluster: &DevCluster,
+    group: GroupId,
+) -> Result<String, crate::workload::WorkloadError> {
+    let mds = cluster.mds_addrs().to_vec();
+    Ok(crate::cluster::wait::poll_until(
+        "a settled leader of the copyset",
+        PROGRESS_BOUND,
+        Duration::from_millis(100),
+        || {
+            let settled = crate::cluster::wait::active_mds(&mds)
+                .and_then(crate::cluster::wait::cluster_status)
+                .is_some_and(|s| s.operators_pending == 0);
+            if !settled {
+                return Ok(None);
+            }
+            let Some(first) = leader_of(cluster, group) else {
+                return Ok(None);
+            };
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(leader_of(cluster, group).filter(|l| *l == first))
+        },
+    )?)
+}
+
+/// Every copyset of `pool` with its voters' addresses, from the MDS at `mds` (None when
+/// it does not answer).
+pub fn copysets_of(mds: SocketAddr, pool: LogicalPoolId) -> Option<Vec<CopysetInfo>> {
+    block_on(async move {
+        let t = transport()?;
+        tokio::time::timeout(PROBE_TIMEOUT, async {
+            let conn = t.connect(mds).await.ok()?;
+            let groups = match conn.call(&ListCopysets { pool }, bytes::Bytes::new()).await {
+                Ok((Ok(list), _)) => list.into_iter().map(|c| c.group).collect(),
+                _ => return None,
+            };
+            match conn
+                .call(&GetCopysets { groups }, bytes::Bytes::new())
+                .await
+            {
+                Ok((Ok(infos), _)) => Some(infos),
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    })
+}
+
+/// Name of the running chunkserver process serving at `addr`.
+pub fn process_at(cluster: &DevCluster, addr: SocketAddr) -> Option<String> {
+    running_chunkservers(cluster)
+        .into_iter()
+        .find(|(_, a)| *a == addr)
+        .map(|(n, _)| n)
+}
+
 /// Environment variable naming a file the fault tests append their summary lines to
 /// (for docs/reliability.md); unset: stdout only.
 pub const REPORT_ENV: &str = "BASALT_FAULT_REPORT";
@@ -131,8 +192,16 @@ impl FaultRun {
     /// Bring a cluster up, start 4 workers (half reads) and wait until 100 operations
     /// completed.
     pub fn start(name: &str) -> Result<FaultRun, crate::workload::WorkloadError> {
+        Self::start_with(name, |_| {})
+    }
+
+    /// [`start`](Self::start) on a cluster whose spec `customize` adjusted first.
+    pub fn start_with(
+        name: &str,
+        customize: impl FnOnce(&mut crate::ClusterSpec),
+    ) -> Result<FaultRun, crate::workload::WorkloadError> {
         use crate::workload::{Workload, WorkloadSpec};
-        let rig = crate::rig::Rig::up(4)?;
+        let rig = crate::rig::Rig::up_shaped(4, customize)?;
         let volume = rig.create_volume(&rig.client, &format!("fault-{name}"), SEGMENT_SIZE)?;
         let id = volume.id();
         let workload = Workload::start(rig.rt.handle(), volume, WorkloadSpec::new(4, 0, 64));
@@ -151,29 +220,9 @@ impl FaultRun {
         })
     }
 
-    /// The current leader of the workload's copyset, once the MDS has no operator in
-    /// flight (a pending leader transfer would move the leadership under the test) and
-    /// two probes 300 ms apart agree (bounded wait).
+    /// The current leader of the workload's copyset (see [`settled_leader`]).
     pub fn leader(&self) -> Result<String, crate::workload::WorkloadError> {
-        let mds = self.rig.cluster.mds_addrs().to_vec();
-        Ok(crate::cluster::wait::poll_until(
-            "a settled leader of the workload's copyset",
-            PROGRESS_BOUND,
-            Duration::from_millis(100),
-            || {
-                let settled = crate::cluster::wait::active_mds(&mds)
-                    .and_then(crate::cluster::wait::cluster_status)
-                    .is_some_and(|s| s.operators_pending == 0);
-                if !settled {
-                    return Ok(None);
-                }
-                let Some(first) = leader_of(&self.rig.cluster, self.group) else {
-                    return Ok(None);
-                };
-                std::thread::sleep(Duration::from_millis(300));
-                Ok(leader_of(&self.rig.cluster, self.group).filter(|l| *l == first))
-            },
-        )?)
+        settled_leader(&self.rig.cluster, self.group)
     }
 
     /// Wait until `n` more operations complete.
@@ -191,19 +240,23 @@ impl FaultRun {
         let to = self.workload.now();
         let history = self.rig.rt.block_on(self.workload.stop());
         let report = crate::workload::verify(&history, from, to)?;
-        let line = report.line(name);
-        println!("{line}");
-        if let Some(path) = std::env::var_os(REPORT_ENV) {
-            use std::io::Write as _;
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| writeln!(f, "{line}"));
-            if let Err(e) = written {
-                eprintln!("cannot append to {}: {e}", path.to_string_lossy());
-            }
-        }
+        publish(&report.line(name));
         Ok(report)
+    }
+}
+
+/// Print a fault summary line and append it to `$BASALT_FAULT_REPORT` when set.
+pub fn publish(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os(REPORT_ENV) {
+        use std::io::Write as _;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            eprintln!("cannot append to {}: {e}", path.to_string_lossy());
+        }
     }
 }

@@ -36,8 +36,19 @@ pub fn small_spec(state_dir: &std::path::Path, pool_chunks: u64) -> ClusterSpec 
 impl Rig {
     /// Start a cluster of `small_spec(.., pool_chunks)` and connect a client.
     pub fn up(pool_chunks: u64) -> Result<Rig, WorkloadError> {
+        Rig::up_shaped(pool_chunks, |_| {})
+    }
+
+    /// [`up`](Self::up) with `shape` applied to the spec first (more chunkservers, other
+    /// timings).
+    pub fn up_shaped(
+        pool_chunks: u64,
+        shape: impl FnOnce(&mut ClusterSpec),
+    ) -> Result<Rig, WorkloadError> {
         let dir = tempfile::tempdir().map_err(WorkloadError::Setup)?;
-        let cluster = DevCluster::up(small_spec(&dir.path().join("state"), pool_chunks))?;
+        let mut spec = small_spec(&dir.path().join("state"), pool_chunks);
+        shape(&mut spec);
+        let cluster = DevCluster::up(spec)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
