@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# Compare two revisions on this machine: build both (release) in git worktrees under
-# target/ab/, then run the same benchmark alternately (A B A B ..., so that drift of a
-# shared machine hits both alike) and print, per measurement and figure, the ratio B ÷ A
-# with its spread over the rounds (min / median / max).
+# Compare two revisions on this machine: build both (release) from `git archive`
+# snapshots under $BASALT_AB_DIR (the repository's working tree, index and worktree list
+# are never touched), then run the same benchmark alternately (A B A B ..., so that drift
+# of a shared machine hits both alike) and print, per measurement and figure, the ratio
+# B ÷ A with its spread over the rounds (min / median / max).
 #
 # Usage: scripts/ab.sh REV_A REV_B [--rounds 5] [-- BENCH ARGS]
-#   BENCH ARGS   basalt-bench arguments (default: volume --cases
-#                randwrite:4K:1,randread:4K:1,randread:4K:32 --duration 3s).
+#   BENCH ARGS   basalt-bench arguments (default: --duration 3s volume --cases
+#                randwrite:4K:1,randread:4K:1,randread:4K:32).
 #                A `volume` run gets its own dev cluster per revision (both run side by
-#                side; only the one measured is loaded).
-# Needs python3 (for the JSON comparison). Environment: BASALT_AB_DIR (default target/ab).
+#                side; only the one measured is loaded); the region is written on each
+#                revision's first round only.
+# Needs python3 (for the JSON comparison). Environment: BASALT_AB_DIR (default
+# /tmp/basalt-ab), CARGO_TARGET_DIR (default $BASALT_AB_DIR/target; one target dir serves
+# both revisions).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$(pwd)
-AB=${BASALT_AB_DIR:-$ROOT/target/ab}
+AB=${BASALT_AB_DIR:-${TMPDIR:-/tmp}/basalt-ab}
 
 if [ $# -lt 2 ]; then
-    sed -n '2,13p' "$0"
+    sed -n '2,17p' "$0"
     exit 2
 fi
 REV_A=$1
@@ -48,20 +51,27 @@ done
 mkdir -p "$AB"
 # One shared target dir: dependencies are compiled once; each revision's binaries are
 # copied out after its build.
-export CARGO_TARGET_DIR=$AB/target
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$AB/target}
 export UCX_NET_DEVICES=${UCX_NET_DEVICES:-lo}
 
-# prepare LABEL REV: worktree, build, binaries in $AB/bin-LABEL.
+# prepare LABEL REV: source snapshot, build, binaries in $AB/bin-LABEL.
 prepare() {
-    local label=$1 rev=$2 sha wt
+    local label=$1 rev=$2 sha src=$AB/src
     sha=$(git rev-parse --verify "$rev^{commit}")
-    # One worktree per commit: an existing one is already at that commit.
-    wt=$AB/wt-${sha:0:12}
-    if [ ! -d "$wt" ]; then
-        git worktree add --quiet --detach "$wt" "$sha"
-    fi
     echo "=== $label: $rev ($sha): build ===" >&2
-    (cd "$wt" && cargo build --release --bins -p basalt-mds -p basalt-chunkserver \
+    # Cargo identifies workspace crates by their path inside the workspace, not by the
+    # workspace's location, and judges freshness by the mtimes of the files its last
+    # build of them read, wherever those were: a tree at another path (or files carrying
+    # their commit's older mtimes) would be taken as up to date and the other tree's
+    # binaries reused. So each revision is unpacked with fresh mtimes (tar -m) and the
+    # workspace crates' fingerprints are dropped: they are always rebuilt from this tree
+    # (dependencies stay cached).
+    rm -rf "$src"
+    mkdir -p "$src"
+    git archive "$sha" | tar -x -m -C "$src"
+    rm -rf "$CARGO_TARGET_DIR"/release/.fingerprint/basalt-* \
+        "$CARGO_TARGET_DIR"/release/.fingerprint/ucx-sys-*
+    (cd "$src" && cargo build --release --bins -p basalt-mds -p basalt-chunkserver \
         -p basalt-cli -p basalt-bench) >&2
     rm -rf "$AB/bin-$label"
     mkdir -p "$AB/bin-$label"
@@ -83,8 +93,8 @@ cluster_up() {
     echo "=== $label: dev cluster in $state ===" >&2
     BASALT_BIN_DIR=$AB/bin-$label "$AB/bin-$label/basalt" dev-cluster --state-dir "$state" \
         up --no-client-config --wait-copysets >&2
-    "$AB/bin-$label/basalt" --client-config "$state/client.toml" volume create ab --size 4GiB \
-        >/dev/null 2>&1 || true
+    "$AB/bin-$label/basalt" --client-config "$state/client.toml" volume create ab \
+        --size 4GiB >/dev/null
 }
 
 cluster_down() {
@@ -95,6 +105,7 @@ cluster_down() {
 
 prepare A "$REV_A"
 prepare B "$REV_B"
+rm -rf "$AB/src"
 if [ "$VOLUME_RUN" = 1 ]; then
     trap 'cluster_down A; cluster_down B' EXIT
     cluster_up A
@@ -111,10 +122,21 @@ for ((i = 1; i <= ROUNDS; i++)); do
         if [ "$VOLUME_RUN" = 1 ]; then
             state=$AB/cluster-$label
             extra=(--client-config "$state/client.toml" --state-dir "$state" --volume ab)
+            # The region was written in this revision's first round.
+            if [ "$i" -gt 1 ]; then extra+=(--no-prefill); fi
         fi
+        rc=0
         "$AB/bin-$label/basalt-bench" --quiet --json "$RESULTS/$label-$i.json" \
-            "${BENCH[@]}" "${extra[@]}" >"$RESULTS/$label-$i.txt"
+            "${BENCH[@]}" "${extra[@]}" >"$RESULTS/$label-$i.txt" || rc=$?
+        # 3: some measurement was skipped (listed in the output); the rest still counts.
+        if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+            echo "ab.sh: basalt-bench ($label, round $i) failed with exit $rc:" >&2
+            tail -n 20 "$RESULTS/$label-$i.txt" >&2
+            exit 1
+        fi
+        grep '^skipped:' "$RESULTS/$label-$i.txt" | sed "s/^/  $label: /" >&2 || true
     done
+    echo "round $i: load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/load.txt"
 done
 
 python3 - "$RESULTS" "$ROUNDS" "$REV_A" "$REV_B" <<'EOF'
@@ -146,6 +168,7 @@ for i in range(1, rounds + 1):
                 ratios.setdefault((name, fig), []).append(vb / va)
 
 print(f"B ÷ A  (A = {rev_a}, B = {rev_b}; {rounds} interleaved rounds)")
+print(open(f"{res}/load.txt").read().strip())
 print("latency and cpu/op: < 1 means B is faster/cheaper; IOPS: > 1 means B does more")
 print(f"{'measurement':<40} {'figure':<7} {'min':>7} {'median':>7} {'max':>7}")
 for (name, fig), rs in sorted(ratios.items()):

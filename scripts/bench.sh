@@ -111,7 +111,7 @@ if has volume; then
     if ! basalt volume info "$VOLUME" >/dev/null 2>&1; then
         basalt volume create "$VOLUME" --size 4GiB >&2
     fi
-    run volume --volume "$VOLUME" --cases "$VOLUME_CASES"
+    run volume --volume "$VOLUME" --cases "$VOLUME_CASES" --breakdown
     if [ "$STOP" = 1 ]; then
         basalt dev-cluster down >&2
     fi

@@ -110,7 +110,7 @@ volume_bench() {
     mkdir -p "$OUT"
     "$BIN/basalt-bench" --duration "$DURATION" --warmup 1s \
         --json "$OUT/volume.json" --plot "$OUT/volume.svg" \
-        volume --volume "$VOLUME" --cases "$CASES" "${EXTRA[@]}"
+        volume --volume "$VOLUME" --cases "$CASES" --breakdown "${EXTRA[@]}"
     echo "results: $OUT/volume.json, plot: $OUT/volume.svg"
 }
 

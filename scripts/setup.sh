@@ -12,6 +12,7 @@ PACKAGES=(
     etcd-server fio libnbd-bin nbdkit qemu-utils liburing-dev
     iproute2 iptables procps
     gcc dpkg-dev
+    g++
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -105,8 +106,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     did+=("installed cargo-nextest")
 fi
 
+# The bounded fuzz step (scripts/fuzz.sh --ci) drives its stable, sanitizer-free build
+# through cargo-fuzz; libFuzzer itself is C++ (built by libfuzzer-sys with g++, above).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+    did+=("installed cargo-fuzz")
+fi
+
 if [ "${#did[@]}" -eq 0 ]; then
-    echo "setup.sh: all ${#PACKAGES[@]} packages and cargo-nextest present; nothing to do"
+    echo "setup.sh: all ${#PACKAGES[@]} packages, cargo-nextest and cargo-fuzz present; nothing to do"
 else
     printf 'setup.sh: %s\n' "$(IFS=';'; echo "${did[*]}")"
 fi

@@ -79,6 +79,13 @@ bench_smoke() {
         --sizes 64,4K --stream-sizes 128K --require-backends --json "$TARGET_DIR/bench-smoke.json"
 }
 
+# The cargo-fuzz targets (fuzz/, a workspace of its own) on stable without sanitizers, each
+# for FUZZ_SECONDS (20) from the committed seeds; a crash fails the step and prints the
+# reproducer. Its own target dir: the fuzz build uses other rustc flags.
+fuzz_bounded() {
+    FUZZ_TARGET_DIR="$TARGET_DIR/fuzz" scripts/fuzz.sh --ci
+}
+
 cluster_tests() {
     local dir=scripts/cluster-tests ran=0 failed=0 t
     if [ -d "$dir" ]; then
@@ -110,6 +117,7 @@ step "tests (ucx)" nextest --features "$UCX_FEATURES" -p basalt-transport -p bas
 # Disk-error tests need the chunkserver's failpoints (a feature never in production builds).
 step "tests (failpoints)" nextest --features basalt-chunkserver/failpoints -p basalt-chunkserver \
     -E 'binary(disk_faults) | test(failpoints)'
+step "fuzz (bounded)" fuzz_bounded
 step "bench smoke" bench_smoke
 step "cluster tests" cluster_tests
 

@@ -132,6 +132,15 @@ pub enum BenchError {
         /// The bound, seconds.
         secs: u64,
     },
+    /// A chunkserver's metrics endpoint could not be read, or answered something other
+    /// than `200 OK` (`volume --breakdown`).
+    #[error("metrics of {addr}: {reason}")]
+    Scrape {
+        /// The metrics endpoint.
+        addr: std::net::SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
     /// Drawing the plot failed.
     #[error("plot {path}: {reason}")]
     Plot {

@@ -236,6 +236,11 @@ struct VolumeArgs {
     /// Skip the baselines (no ratios, no targets).
     #[arg(long)]
     no_baselines: bool,
+    /// Say where each case's time goes: the chunkservers' handler and stage means (from
+    /// their metrics endpoints, dev cluster only) next to the raw disk, raw TCP and
+    /// in-process Basalt RPC floors.
+    #[arg(long)]
+    breakdown: bool,
 }
 
 fn volume_settings(a: &VolumeArgs) -> anyhow::Result<VolumeSettings> {
@@ -267,6 +272,7 @@ fn volume_settings(a: &VolumeArgs) -> anyhow::Result<VolumeSettings> {
         baseline_file_size: a.baseline_file_size,
         raw_qd: a.raw_qd,
         no_baselines: a.no_baselines,
+        breakdown: a.breakdown,
     })
 }
 
@@ -407,6 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     print!("{}", table(&measurements));
     print_targets(&measurements);
     volume_bench::print_targets(&measurements, &volume_cases);
+    volume_bench::print_breakdown(&measurements, &volume_cases);
     print_extras(&measurements);
     if !cfg!(feature = "ucx") && matches!(cli.command, Command::Transport(_)) {
         println!("(built without the `ucx` feature: UCX backends not measured)");

@@ -43,45 +43,80 @@ fn cpu_since(start: Option<CpuTimes>) -> Option<Duration> {
     Some(cpu_now()?.since(&start?).own)
 }
 
+/// The measured part of a closed loop, shared by [`latency_sync`] and
+/// [`latency_async`]: the clock, the samples and the progress line.
+struct Measured {
+    progress: Progress,
+    recorder: Recorder,
+    cpu0: Option<CpuTimes>,
+    start: Instant,
+    end: Instant,
+    ops: u64,
+}
+
+impl Measured {
+    fn begin(progress: Progress, duration: Duration) -> Result<Self, BenchError> {
+        let recorder = Recorder::new()?;
+        let cpu0 = cpu_now();
+        let start = Instant::now();
+        Ok(Measured {
+            progress,
+            recorder,
+            cpu0,
+            start,
+            end: start + duration,
+            ops: 0,
+        })
+    }
+
+    /// The start time of the next operation, or `None` once the interval is over.
+    fn next(&self) -> Option<Instant> {
+        let t = Instant::now();
+        (t < self.end).then_some(t)
+    }
+
+    /// The operation started at `t` completed.
+    fn done(&mut self, t: Instant) {
+        self.recorder.record(t.elapsed());
+        self.ops += 1;
+        if self.ops % 256 == 0 {
+            let recorder = &self.recorder;
+            self.progress.tick(self.ops, || {
+                format!("p50 {} µs", fmt_us(recorder.p50_ns() as f64))
+            });
+        }
+    }
+
+    fn finish(self) -> Run {
+        let elapsed = self.start.elapsed();
+        let cpu = cpu_since(self.cpu0);
+        self.progress.finish(&format!("{} ops", self.ops));
+        Run {
+            recorder: self.recorder,
+            ops: self.ops,
+            elapsed,
+            cpu,
+        }
+    }
+}
+
 /// Closed loop on this thread: `op` runs back to back; each call is one sample.
 pub fn latency_sync(
     timing: Timing,
     label: &str,
     mut op: impl FnMut() -> Result<(), BenchError>,
 ) -> Result<Run, BenchError> {
-    let mut progress = Progress::start(label, timing.warmup + timing.duration, timing.quiet);
+    let progress = Progress::start(label, timing.warmup + timing.duration, timing.quiet);
     let warm_end = Instant::now() + timing.warmup;
     while Instant::now() < warm_end {
         op()?;
     }
-    let mut recorder = Recorder::new()?;
-    let cpu0 = cpu_now();
-    let start = Instant::now();
-    let end = start + timing.duration;
-    let mut ops = 0u64;
-    loop {
-        let t = Instant::now();
-        if t >= end {
-            break;
-        }
+    let mut m = Measured::begin(progress, timing.duration)?;
+    while let Some(t) = m.next() {
         op()?;
-        recorder.record(t.elapsed());
-        ops += 1;
-        if ops % 256 == 0 {
-            progress.tick(ops, || {
-                format!("p50 {} µs", fmt_us(recorder.p50_ns() as f64))
-            });
-        }
+        m.done(t);
     }
-    let elapsed = start.elapsed();
-    let cpu = cpu_since(cpu0);
-    progress.finish(&format!("{ops} ops"));
-    Ok(Run {
-        recorder,
-        ops,
-        elapsed,
-        cpu,
-    })
+    Ok(m.finish())
 }
 
 /// Closed loop on the current task: `op()` is awaited back to back.
@@ -94,39 +129,17 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), BenchError>>,
 {
-    let mut progress = Progress::start(label, timing.warmup + timing.duration, timing.quiet);
+    let progress = Progress::start(label, timing.warmup + timing.duration, timing.quiet);
     let warm_end = Instant::now() + timing.warmup;
     while Instant::now() < warm_end {
         op().await?;
     }
-    let mut recorder = Recorder::new()?;
-    let cpu0 = cpu_now();
-    let start = Instant::now();
-    let end = start + timing.duration;
-    let mut ops = 0u64;
-    loop {
-        let t = Instant::now();
-        if t >= end {
-            break;
-        }
+    let mut m = Measured::begin(progress, timing.duration)?;
+    while let Some(t) = m.next() {
         op().await?;
-        recorder.record(t.elapsed());
-        ops += 1;
-        if ops % 256 == 0 {
-            progress.tick(ops, || {
-                format!("p50 {} µs", fmt_us(recorder.p50_ns() as f64))
-            });
-        }
+        m.done(t);
     }
-    let elapsed = start.elapsed();
-    let cpu = cpu_since(cpu0);
-    progress.finish(&format!("{ops} ops"));
-    Ok(Run {
-        recorder,
-        ops,
-        elapsed,
-        cpu,
-    })
+    Ok(m.finish())
 }
 
 /// `depth` tasks on the current runtime, each awaiting `op()` back to back until the
@@ -238,6 +251,25 @@ mod tests {
             })
         });
         assert!(matches!(r, Err(BenchError::BadSize { .. })));
+    }
+
+    #[tokio::test]
+    async fn async_loop_counts_every_measured_op() {
+        let calls = std::cell::Cell::new(0u64);
+        let run = latency_async(quick(), "t", || {
+            calls.set(calls.get() + 1);
+            async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(run.ops > 0);
+        assert!(calls.get() > run.ops, "warm-up calls are not counted");
+        assert_eq!(run.recorder.len(), run.ops);
+        assert!(run.elapsed >= Duration::from_millis(100));
+        assert!(run.recorder.p50_ns() >= 1_000_000);
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! `basalt-bench volume` end to end: a small dev cluster of real processes (etcd, one
 //! MDS, three chunkservers) comes up through the test kit; the bench binary creates a
 //! volume, prefills its region, runs a write, a deep read (every read verified against
-//! the pattern written) and a sequential case for a short time, and writes a JSON report
-//! whose figures are checked here.
+//! the pattern written) and a sequential case for a short time, reading the chunkservers'
+//! metrics around each case (`--breakdown`), and writes a JSON report whose figures are
+//! checked here.
 //!
 //! Needs `basalt-mds` and `basalt-chunkserver` built in the same target dir
 //! (`cargo build -p basalt-mds -p basalt-chunkserver --bins`) or `BASALT_BIN_DIR`, and
@@ -39,6 +40,7 @@ fn volume_bench_runs_verified_cases_against_a_dev_cluster() {
             "--cases",
             "randwrite:4K:1,randread:4K:4,write:1M:2:2",
             "--verify",
+            "--breakdown",
         ])
         .args(["--no-baselines", "--client-config"])
         .arg(&conf)
@@ -93,6 +95,22 @@ fn volume_bench_runs_verified_cases_against_a_dev_cluster() {
         assert!(m["cpu_ns_per_op"].as_f64().unwrap() > 0.0, "{m}");
         assert!(m["note"].as_str().unwrap().contains("every read verified"));
     }
+    // --breakdown: the chunkservers saw every measured I/O (one request per I/O here;
+    // retries only add), and the handler's stages fit inside it.
+    assert!(
+        !skipped.iter().any(|s| s.starts_with("breakdown")),
+        "{skipped:?}"
+    );
+    for m in ms {
+        let extra = &m["extra"];
+        let requests = extra["server_requests"].as_f64().unwrap_or(0.0);
+        assert!(requests >= m["ops"].as_f64().unwrap(), "{m}");
+        let handler = extra["server_handler_us"].as_f64().unwrap();
+        let copyset = extra["server_copyset_us"].as_f64().unwrap();
+        assert!(handler > 0.0 && copyset > 0.0 && copyset <= handler, "{m}");
+    }
+    assert!(ms[0]["extra"]["wal_records_per_fsync"].as_f64().unwrap() > 0.0);
+    assert!(ms[1]["extra"]["server_crc_us"].as_f64().is_some());
     assert_eq!(ms[0]["kind"], "latency");
     assert_eq!(ms[1]["kind"], "throughput");
     drop(cluster);

@@ -315,6 +315,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nothing_listens_beyond_loopback_by_default() {
+        let d = ChunkServerConfig::default();
+        for a in [&d.server.listen, &d.server.metrics_listen] {
+            let addr: std::net::SocketAddr = a.parse().unwrap();
+            assert!(addr.ip().is_loopback(), "{a}");
+        }
+    }
+
+    #[test]
     fn defaults_validate_and_bad_values_are_refused() {
         ChunkServerConfig::default().validate().unwrap();
         let err = ChunkServerConfig::from_toml("[io]\npollers = 0\n").unwrap_err();

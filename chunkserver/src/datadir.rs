@@ -23,8 +23,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Data-directory format version written and accepted by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// Data-directory format version written and accepted by this build. 2: raft log
+/// entries and snapshots carry client request ids and the dedupe table (version 1 data
+/// dirs cannot be read; re-format them).
+pub const FORMAT_VERSION: u32 = 2;
 /// Default chunk data size (16 MiB).
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 /// Default WAL segment size (64 MiB).

@@ -180,6 +180,7 @@ fn write_req(g: GroupId, chunk: u64, epoch: Epoch, offset: u32, data: &[u8]) -> 
         offset,
         len: data.len() as u32,
         crc32c: crc32c::crc32c(data),
+        req: basalt_proto::chunk::RequestId::NONE,
     }
 }
 
@@ -241,6 +242,7 @@ async fn write_read_delete_round_trip() {
                     group: g,
                     chunk: ChunkId(7),
                     epoch,
+                    req: basalt_proto::chunk::RequestId::NONE,
                 },
                 Bytes::new(),
             )

@@ -365,6 +365,7 @@ impl Env {
                     offset: 0,
                     len: data.len() as u32,
                     crc32c: crc32c::crc32c(&data),
+                    req: basalt_proto::chunk::RequestId::NONE,
                 };
                 match self
                     .call_with(self.cs[name].addr?, &req, data.clone())
@@ -555,4 +556,110 @@ async fn a_dead_chunkserver_is_replaced_in_its_zone_by_mds_operators() {
     for g in &groups {
         env.write(*g, 8).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_chunkserver_hands_its_copysets_to_the_spare_in_its_zone() {
+    use basalt_proto::mds::{DrainChunkServer, DrainState, DrainStatus, ListDrains};
+    // As above: z1 has h1 and h4; h4 registers first (cs1) and is drained, so the spare
+    // joining (h1) never has the lowest id of its copyset.
+    let mut env = Env::start(&cluster_map(&["h4"], 1), 4, 3000).await;
+    for name in ["h4", "h2", "h3", "h1"] {
+        env.add_cs(name);
+        env.start_cs(name).await;
+    }
+    let (groups, _) = env.placed(2).await;
+    env.leaders_known_to_mds(&groups).await;
+    for g in &groups {
+        env.write(*g, 7).await;
+    }
+    let (victim, spare) = (env.id_of("h4"), env.id_of("h1"));
+    let spare_name = env.name_of(spare);
+    let drain = |undo| DrainChunkServer { id: victim, undo };
+    let (r, _) = env.call(env.mds_addr, &drain(false)).await.expect("drain");
+    let s: DrainStatus = r.expect("drain accepted");
+    assert_eq!(s.state, DrainState::Draining, "{s:?}");
+    assert!(s.copysets > 0, "{victim} holds a replica: {s:?}");
+    let moved: Vec<GroupId> = env
+        .copysets(&groups)
+        .await
+        .expect("placement")
+        .iter()
+        .filter(|i| i.peers.iter().any(|p| p.id == victim))
+        .map(|i| i.group)
+        .collect();
+    let zone = |name: &str| {
+        if name == "h1" || name == "h4" {
+            "z1".to_string()
+        } else {
+            format!("z{}", &name[1..])
+        }
+    };
+
+    // The MDS moves leadership off it, then each replica to h1 (the spare in its zone).
+    wait_for(
+        "the drained chunkserver to hold no copyset",
+        Duration::from_secs(60),
+        || async {
+            let (r, _) = env.call(env.mds_addr, &ListDrains {}).await?;
+            let s = r.ok()?.into_iter().find(|d| d.id == victim)?;
+            if s.state != DrainState::Drained {
+                return None;
+            }
+            let infos = env.copysets(&groups).await?;
+            for info in &infos {
+                let names: Vec<String> = info.peers.iter().map(|p| env.name_of(p.id)).collect();
+                let zones: std::collections::BTreeSet<String> =
+                    names.iter().map(|n| zone(n)).collect();
+                if names.len() != 3 || zones.len() != 3 || info.peers.iter().any(|p| p.id == victim)
+                {
+                    return None;
+                }
+                if info.peers.iter().any(|p| p.id == spare) {
+                    let st = env.status(&spare_name, info.group).await?;
+                    if !matches!(st.role, RaftRole::Follower | RaftRole::Leader)
+                        || st.epoch < info.epoch
+                    {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let infos = env.copysets(&moved).await.expect("placement");
+    assert!(
+        infos.iter().all(|i| i.peers.iter().any(|p| p.id == spare)),
+        "the spare in z1 took every replica: {infos:?}"
+    );
+    // Every copyset still has a leader the MDS knows and takes writes; none is led by the
+    // drained chunkserver.
+    let leaders = env.leaders_known_to_mds(&groups).await;
+    assert!(!leaders.contains(&"h4".to_string()), "{leaders:?}");
+    for g in &groups {
+        env.write(*g, 8).await;
+    }
+    // Undo returns it to service: no longer listed as draining.
+    let (r, _) = env.call(env.mds_addr, &drain(true)).await.expect("undo");
+    assert_eq!(r.expect("undo accepted").state, DrainState::InService);
+    let (r, _) = env.call(env.mds_addr, &ListDrains {}).await.expect("list");
+    assert!(r.unwrap().is_empty());
+    // An unknown chunkserver is refused by name.
+    let (r, _) = env
+        .call(
+            env.mds_addr,
+            &DrainChunkServer {
+                id: ChunkServerId(99),
+                undo: false,
+            },
+        )
+        .await
+        .expect("answer");
+    assert_eq!(
+        r,
+        Err(MdsError::UnknownChunkServer {
+            id: ChunkServerId(99)
+        })
+    );
 }

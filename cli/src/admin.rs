@@ -8,9 +8,10 @@ use basalt_client::config_file::parse_addrs;
 use basalt_client::mds_client::{MdsCallError, MdsClient};
 use basalt_client::ClientFile;
 use basalt_proto::chunk::{CopysetStatus, CopysetStatusOk};
+use basalt_proto::credential::{AuthOp, OwnerKey};
 use basalt_proto::hello::Role;
 use basalt_proto::ids::GroupId;
-use basalt_proto::mds::{GetMdsLeader, MdsLeader};
+use basalt_proto::mds::{Credential, GetMdsLeader, MdsLeader};
 use basalt_proto::status::{ChunkError, MdsError};
 use basalt_proto::Rpc;
 use basalt_transport::{ConnectionPool, TcpTransport};
@@ -28,6 +29,8 @@ pub struct Admin {
     pool: Arc<ConnectionPool<TcpTransport>>,
     mds: MdsClient<TcpTransport>,
     addrs: Vec<SocketAddr>,
+    /// The configured owner (or `admin`) and its key, when a key file is configured.
+    principal: Option<(String, OwnerKey)>,
 }
 
 /// Why a direct call to one process failed.
@@ -88,8 +91,40 @@ impl Admin {
                 cfg.mds_retry_for,
             ),
             pool,
+            principal: cfg.key.clone().map(|k| (cfg.owner.clone(), k)),
             addrs: cfg.mds,
         })
+    }
+
+    /// Call the active MDS with a credential for `op` from the configured owner's key
+    /// (none without a key file).
+    pub async fn call_authed<R, X>(
+        &self,
+        op: &AuthOp<'_>,
+        make: impl Fn(Option<Credential>) -> R,
+    ) -> Result<X, CliError>
+    where
+        R: Rpc<Reply = Result<X, MdsError>>,
+    {
+        let who = self.principal.as_ref().map(|(o, k)| (o.as_str(), k));
+        self.mds
+            .call_authed(who, op, make)
+            .await
+            .map_err(|e| self.call_error(e))
+    }
+
+    fn call_error(&self, e: MdsCallError) -> CliError {
+        match e {
+            MdsCallError::Unavailable => CliError::Unreachable {
+                addrs: self
+                    .addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
+            e => e.into(),
+        }
     }
 
     /// The configured MDS addresses.
@@ -102,21 +137,32 @@ impl Admin {
     where
         R: Rpc<Reply = Result<X, MdsError>>,
     {
-        self.mds.call(req).await.map_err(|e| match e {
-            MdsCallError::Unavailable => CliError::Unreachable {
-                addrs: self
-                    .addrs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            },
-            e => e.into(),
-        })
+        self.mds.call(req).await.map_err(|e| self.call_error(e))
     }
 
     async fn probe<R: Rpc>(&self, addr: SocketAddr, req: &R) -> Option<R::Reply> {
         match tokio::time::timeout(PROBE_TIMEOUT, self.pool.call(&addr, req, Bytes::new())).await {
+            Ok(Ok((reply, _))) => Some(reply),
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "call failed");
+                self.pool.invalidate(&addr);
+                None
+            }
+            Err(_) => {
+                self.pool.invalidate(&addr);
+                None
+            }
+        }
+    }
+
+    /// One call to the chunkserver at `addr`, bounded by `timeout` (`None`: no answer).
+    pub async fn call_chunkserver<R: Rpc>(
+        &self,
+        addr: SocketAddr,
+        req: &R,
+        timeout: Duration,
+    ) -> Option<R::Reply> {
+        match tokio::time::timeout(timeout, self.pool.call(&addr, req, Bytes::new())).await {
             Ok(Ok((reply, _))) => Some(reply),
             Ok(Err(e)) => {
                 tracing::debug!(%addr, error = %e, "call failed");

@@ -1,13 +1,12 @@
 //! Cluster map files for `topology apply|show` (sans-IO): the MDS's cluster-map schema
-//! (`docs/mds.md`; TOML on the wire) read from TOML or YAML, and the diff against the map
-//! the MDS has, for `--dry-run`.
+//! (`docs/mds.md`; TOML on the wire) read from TOML or YAML.
 //!
-//! The MDS stays the authority: it validates the whole map again on apply. The checks here
-//! (names unique, parents defined, the changes the MDS refuses) exist so that `--dry-run`
-//! can say what would happen without changing anything.
+//! The MDS is the authority: it validates the whole map on apply, and answers
+//! `--dry-run` itself (`ApplyTopologyDryRun`). The checks here (names unique, parents
+//! defined) only report a bad file before the cluster is asked.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// A physical pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,171 +163,6 @@ impl ClusterMap {
             self.logical_pool.iter().map(|e| e.name.clone()).collect(),
         ]
     }
-
-    /// Per kind: name → the fields that matter, as `(field, value)`.
-    fn fields(&self) -> [BTreeMap<String, Vec<(&'static str, String)>>; 4] {
-        [
-            self.physical_pool
-                .iter()
-                .map(|e| (e.name.clone(), vec![]))
-                .collect(),
-            self.zone
-                .iter()
-                .map(|e| {
-                    (
-                        e.name.clone(),
-                        vec![("physical-pool", e.physical_pool.clone())],
-                    )
-                })
-                .collect(),
-            self.server
-                .iter()
-                .map(|e| (e.name.clone(), vec![("zone", e.zone.clone())]))
-                .collect(),
-            self.logical_pool
-                .iter()
-                .map(|e| {
-                    (
-                        e.name.clone(),
-                        vec![
-                            ("physical-pool", e.physical_pool.clone()),
-                            ("replicas", e.replicas.to_string()),
-                            (
-                                "copysets-per-chunkserver",
-                                e.copysets_per_chunkserver.to_string(),
-                            ),
-                            ("scatter-width", e.scatter_width.to_string()),
-                        ],
-                    )
-                })
-                .collect(),
-        ]
-    }
-}
-
-/// Fields whose change the MDS refuses (the others it leaves as they are).
-fn refused_field(kind: &str, field: &str) -> bool {
-    matches!(
-        (kind, field),
-        ("zone", "physical-pool")
-            | ("server", "zone")
-            | ("logical-pool", "physical-pool")
-            | ("logical-pool", "replicas")
-    )
-}
-
-/// What applying a map would do, entry by entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Change {
-    /// The entry is new: apply adds it.
-    Add,
-    /// The entry exists with a different value of a field the MDS will not change: apply
-    /// is refused as a whole.
-    Conflict,
-    /// The entry exists with a different value of a field apply leaves alone.
-    Ignored,
-    /// The entry exists only in the cluster: apply keeps it (removal is not a map edit).
-    Kept,
-}
-
-/// One line of a diff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DiffEntry {
-    /// What happens.
-    pub change: Change,
-    /// Entry kind (`zone`, ...).
-    pub kind: &'static str,
-    /// Entry name.
-    pub name: String,
-    /// The differing field, for conflicts and ignored differences.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
-    /// The cluster's value of `field`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    /// The file's value of `field`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-}
-
-/// The diff of a map file against the cluster's map.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MapDiff {
-    /// Entries that differ, in kind order then file order.
-    pub entries: Vec<DiffEntry>,
-    /// Entries present and equal on both sides.
-    pub unchanged: usize,
-}
-
-impl MapDiff {
-    /// Whether apply would be refused.
-    pub fn has_conflicts(&self) -> bool {
-        self.entries.iter().any(|e| e.change == Change::Conflict)
-    }
-
-    /// Whether apply would add anything.
-    pub fn adds(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| e.change == Change::Add)
-            .count()
-    }
-}
-
-/// Compare `file` (what the operator wants) with `cluster` (what the MDS has).
-pub fn diff(file: &ClusterMap, cluster: &ClusterMap) -> MapDiff {
-    let mut d = MapDiff::default();
-    let (want, have) = (file.fields(), cluster.fields());
-    let order = file.names();
-    for (i, &kind) in KINDS.iter().enumerate() {
-        for name in &order[i] {
-            let w = &want[i][name];
-            let Some(h) = have[i].get(name) else {
-                d.entries.push(DiffEntry {
-                    change: Change::Add,
-                    kind,
-                    name: name.clone(),
-                    field: None,
-                    cluster: None,
-                    file: None,
-                });
-                continue;
-            };
-            let mut same = true;
-            for ((field, fv), (_, hv)) in w.iter().zip(h) {
-                if fv != hv {
-                    same = false;
-                    d.entries.push(DiffEntry {
-                        change: if refused_field(kind, field) {
-                            Change::Conflict
-                        } else {
-                            Change::Ignored
-                        },
-                        kind,
-                        name: name.clone(),
-                        field: Some(*field),
-                        cluster: Some(hv.clone()),
-                        file: Some(fv.clone()),
-                    });
-                }
-            }
-            if same {
-                d.unchanged += 1;
-            }
-        }
-        for name in have[i].keys().filter(|n| !want[i].contains_key(*n)) {
-            d.entries.push(DiffEntry {
-                change: Change::Kept,
-                kind,
-                name: name.clone(),
-                field: None,
-                cluster: None,
-                file: None,
-            });
-        }
-    }
-    d
 }
 
 #[cfg(test)]
@@ -422,49 +256,5 @@ logical-pool:
         assert!(e.contains("extra"), "{e}");
         assert!(ClusterMap::parse("zone: 3", Syntax::Yaml).is_err());
         assert!(ClusterMap::parse("[[server]]\nname = \"\"\nzone = \"z\"", Syntax::Toml).is_err());
-    }
-
-    #[test]
-    fn diff_lists_additions_conflicts_and_kept_entries() {
-        let cluster = ClusterMap::parse(MAP_TOML, Syntax::Toml).unwrap();
-        let same = diff(&cluster, &cluster);
-        assert!(same.entries.is_empty());
-        assert_eq!(same.unchanged, 6);
-        assert!(!same.has_conflicts());
-        assert_eq!(same.adds(), 0);
-
-        let mut file = cluster.clone();
-        file.zone.push(ZoneEntry {
-            name: "zone-3".into(),
-            physical_pool: "pool-1".into(),
-        });
-        file.server[1].zone = "zone-3".into();
-        file.server.remove(0);
-        file.logical_pool[0].copysets_per_chunkserver = 20;
-        let d = diff(&file, &cluster);
-        let got: Vec<(Change, &str, &str, Option<&str>)> = d
-            .entries
-            .iter()
-            .map(|e| (e.change, e.kind, e.name.as_str(), e.field))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (Change::Add, "zone", "zone-3", None),
-                (Change::Conflict, "server", "host-2", Some("zone")),
-                (Change::Kept, "server", "host-1", None),
-                (
-                    Change::Ignored,
-                    "logical-pool",
-                    "blocks",
-                    Some("copysets-per-chunkserver")
-                ),
-            ]
-        );
-        assert_eq!(d.entries[1].cluster.as_deref(), Some("zone-2"));
-        assert_eq!(d.entries[1].file.as_deref(), Some("zone-3"));
-        assert!(d.has_conflicts());
-        assert_eq!(d.adds(), 1);
-        assert_eq!(d.unchanged, 3);
     }
 }

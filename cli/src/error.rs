@@ -2,6 +2,7 @@
 
 use basalt_client::mds_client::MdsCallError;
 use basalt_client::ClientError;
+use basalt_proto::chunk::ResetPeersError;
 use basalt_proto::ids::{ChunkServerId, GroupId};
 use basalt_proto::status::{MdsError, OperatorRefusal};
 use basalt_testkit::ClusterError;
@@ -77,6 +78,24 @@ pub enum CliError {
         /// Seconds waited.
         secs: u64,
     },
+    /// `chunkserver drain --wait` ran out of time before the chunkserver was empty (exit 1).
+    #[error("{id} not drained after {secs} s: {copysets} copysets left ({blocked} without a spare chunkserver); the drain goes on (`basalt chunkserver info {id}`)")]
+    DrainTimeout {
+        /// The chunkserver.
+        id: ChunkServerId,
+        /// Copysets it still holds.
+        copysets: u32,
+        /// Of those, copysets no other chunkserver can take now.
+        blocked: u32,
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// `chunkserver drain --wait`: the chunkserver was returned to service meanwhile (exit 1).
+    #[error("{id} was returned to service (`chunkserver drain --undo`) while waiting")]
+    DrainUndone {
+        /// The chunkserver.
+        id: ChunkServerId,
+    },
     /// The MDS answered something this CLI cannot read (a version mismatch) (exit 1).
     #[error("cannot read the MDS's answer: {reason}")]
     BadAnswer {
@@ -90,6 +109,26 @@ pub enum CliError {
     MapConflicts {
         /// Entries in conflict.
         conflicts: usize,
+    },
+    /// A chunkserver refused `peer reset`; nothing was changed (exit 1).
+    #[error("{peer} refused to reset copyset {}: {}", copyset(.group), crate::commands::peer::describe_reset(.error))]
+    ResetRefused {
+        /// The copyset.
+        group: GroupId,
+        /// The chunkserver asked.
+        peer: ChunkServerId,
+        /// Its answer.
+        error: ResetPeersError,
+    },
+    /// A chunkserver asked directly did not answer in time (exit 1).
+    #[error("{peer} at {addr} did not answer in time; check `basalt copyset status {}` before retrying", copyset(.group))]
+    ChunkServerUnreachable {
+        /// The copyset the call was about.
+        group: GroupId,
+        /// The chunkserver.
+        peer: ChunkServerId,
+        /// Its address.
+        addr: std::net::SocketAddr,
     },
     /// `copyset check` found copysets that are not healthy (exit 4).
     #[error("{unhealthy} of {total} copysets not healthy")]
@@ -134,6 +173,9 @@ fn describe(e: &MdsError) -> String {
 /// What to do about an MDS refusal, as a suffix of the message.
 fn hint(e: &MdsError) -> &'static str {
     match e {
+        MdsError::VolumeAccessDenied { .. } | MdsError::OwnerAccessDenied { .. } => {
+            " (act as the owner or admin: owner and key-file in the client config, or --as and --key-file)"
+        }
         MdsError::OperatorPending { .. } | MdsError::ChunkServerBusy { .. } => {
             "; wait for the running operator (`basalt operator ls`) and retry"
         }

@@ -46,6 +46,7 @@ fn help_output_matches_snapshots() {
     for (args, name) in [
         (&["--help"][..], "help.txt"),
         (&["volume", "--help"][..], "volume-help.txt"),
+        (&["volume", "purge", "--help"][..], "volume-purge-help.txt"),
         (
             &["volume", "create", "--help"][..],
             "volume-create-help.txt",
@@ -64,6 +65,13 @@ fn help_output_matches_snapshots() {
             &["dev-cluster", "up", "--help"][..],
             "dev-cluster-up-help.txt",
         ),
+        (
+            &["chunkserver", "drain", "--help"][..],
+            "chunkserver-drain-help.txt",
+        ),
+        (&["peer", "reset", "--help"][..], "peer-reset-help.txt"),
+        (&["owner", "--help"][..], "owner-help.txt"),
+        (&["cluster", "init", "--help"][..], "cluster-init-help.txt"),
     ] {
         let o = basalt(args, &[]);
         assert!(o.status.success(), "{args:?}: {o:?}");
@@ -89,6 +97,22 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("parsecs"));
+}
+
+#[test]
+fn peer_reset_without_force_is_a_usage_error() {
+    for args in [
+        &["peer", "reset", "1.5", "cs2", "--mds", "127.0.0.1:1"][..],
+        &["peer", "reset", "1.5", "cs2", "--ignore-leader"][..],
+    ] {
+        let o = basalt(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("unsafe") && err.contains("add --force"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -216,6 +240,7 @@ fn dev_cluster_up_volume_ls_down() {
     assert_eq!(stdout(&o).trim(), "[]");
     let o = basalt(&["volume", "info", "nope"], &env);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
+    owners_and_keys(dir.path(), &env);
     // A second `up` on a running cluster is refused.
     let o = basalt(&["dev-cluster", "up"], &env);
     assert_eq!(o.status.code(), Some(1));
@@ -235,6 +260,157 @@ fn dev_cluster_up_volume_ls_down() {
     }
     let o = basalt(&["volume", "ls"], &env);
     assert_eq!(o.status.code(), Some(3), "cluster down: not reachable");
+}
+
+/// Volume owners through the CLI on a dev cluster (whose client config holds the admin
+/// credential): another owner's key, no matching key and a rotated-out key are refused.
+fn owners_and_keys(dir: &Path, env: &[(&str, &str)]) {
+    let key = |n: &str| dir.join(format!("{n}.key")).to_str().unwrap().to_string();
+    let (alice, bob, alice2) = (key("alice"), key("bob"), key("alice2"));
+    let ok = |args: &[&str]| {
+        let o = basalt(args, env);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    let refused = |args: &[&str]| {
+        let o = basalt(args, env);
+        assert_eq!(o.status.code(), Some(1), "{args:?} not refused: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(err.contains("permission denied"), "{args:?}: {err}");
+    };
+    ok(&["owner", "create", "alice", "--out", &alice]);
+    ok(&["owner", "create", "bob", "--out", &bob]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&alice).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // An owner may not register owners.
+    refused(&["owner", "create", "eve", "--as", "bob", "--key-file", &bob]);
+    // Copysets may still be being created right after `up` (NoCopysets until then).
+    let o = until_exit(
+        &[
+            "volume",
+            "create",
+            "a-vol",
+            "--size",
+            "1GiB",
+            "--as",
+            "alice",
+            "--key-file",
+            &alice,
+            "--format",
+            "json",
+        ],
+        env,
+        0,
+        30,
+    );
+    assert_eq!(json_of(&o)["owner"], "alice");
+    // bob's key, and alice's name with the admin's key, are refused.
+    refused(&[
+        "volume",
+        "extend",
+        "a-vol",
+        "--size",
+        "2GiB",
+        "--as",
+        "bob",
+        "--key-file",
+        &bob,
+    ]);
+    refused(&["volume", "rm", "a-vol", "--as", "alice"]);
+    ok(&[
+        "volume",
+        "extend",
+        "a-vol",
+        "--size",
+        "2GiB",
+        "--as",
+        "alice",
+        "--key-file",
+        &alice,
+    ]);
+    let o = ok(&["owner", "ls", "--format", "json"]);
+    let names: Vec<String> = json_of(&o)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let o = basalt(&["owner", "rm", "alice"], env);
+    assert_eq!(o.status.code(), Some(1), "an owner with volumes: {o:?}");
+    // alice rotates her own key: the old one stops working.
+    ok(&[
+        "owner",
+        "rotate",
+        "alice",
+        "--out",
+        &alice2,
+        "--as",
+        "alice",
+        "--key-file",
+        &alice,
+    ]);
+    refused(&[
+        "volume",
+        "rm",
+        "a-vol",
+        "--as",
+        "alice",
+        "--key-file",
+        &alice,
+    ]);
+    ok(&[
+        "volume",
+        "rename",
+        "a-vol",
+        "b-vol",
+        "--as",
+        "alice",
+        "--key-file",
+        &alice2,
+    ]);
+    // The admin (the config's credential) may remove anyone's volume.
+    ok(&["volume", "rm", "b-vol"]);
+    ok(&["owner", "rm", "alice"]);
+}
+
+/// `cluster init` writes the secret, the admin credential and a client config, and
+/// refuses to overwrite them without `--force`.
+#[test]
+fn cluster_init_writes_credentials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("etc");
+    let d_s = d.to_str().unwrap();
+    let o = basalt(
+        &[
+            "cluster",
+            "init",
+            "--dir",
+            d_s,
+            "--mds",
+            "127.0.0.1:8100",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let doc = json_of(&o);
+    let secret = doc["cluster_secret"].as_str().unwrap().to_string();
+    let before = std::fs::read_to_string(&secret).unwrap();
+    let conf = std::fs::read_to_string(doc["client_config"].as_str().unwrap()).unwrap();
+    assert!(conf.contains("owner = \"admin\""), "{conf}");
+    assert!(conf.contains("auth-secret-file"), "{conf}");
+    let o = basalt(&["cluster", "init", "--dir", d_s], &[]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), before);
+    let o = basalt(&["cluster", "init", "--dir", d_s, "--force"], &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert_ne!(std::fs::read_to_string(&secret).unwrap(), before);
 }
 
 fn json_of(o: &Output) -> serde_json::Value {
@@ -489,6 +665,16 @@ fn admin_nouns_against_a_dev_cluster() {
         assert!(err.contains("cs99 is not a voter"), "{err}");
         assert!(err.contains("basalt copyset status"), "{err}");
     }
+    // A reset of a healthy copyset is refused by the replica: its leader is alive.
+    let peer = format!("cs{}", copyset_peers(&ls)[0]);
+    let o = basalt(&["peer", "reset", &cs0, &peer, "--force"], &env);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("leads it and is alive"), "{err}");
+    assert!(err.contains("--ignore-leader"), "{err}");
+    let o = basalt(&["peer", "reset", &cs0, "cs99", "--force"], &env);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cs99 is not a voter"));
 
     // A leader transfer and a peer removal, carried out and seen by the MDS. The MDS's
     // own scheduler balances leaders meanwhile, so each picks its chunkserver from a fresh
@@ -518,6 +704,43 @@ fn admin_nouns_against_a_dev_cluster() {
         ])
     });
     assert_eq!(op["kind"], "remove-peer", "{op}");
+    // Drain: with one chunkserver per zone its replicas have nowhere to go, so it stays
+    // draining (shown by ls, info and status), `--wait` times out saying why, and undo
+    // returns it to service.
+    let cs = format!("cs{id}");
+    let d = j(&["chunkserver", "drain", &cs]);
+    assert_eq!(d["state"], "draining", "{d}");
+    assert!(d["blocked"].as_u64().unwrap() > 0, "{d}");
+    let css = j(&["chunkserver", "ls"]);
+    let me = css
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap();
+    assert_eq!(me["drain"], "draining", "{css}");
+    let info = j(&["chunkserver", "info", &cs]);
+    assert_eq!(info["drain_progress"]["state"], "draining", "{info}");
+    let st = j(&["cluster", "status"]);
+    assert_eq!(st["chunkservers"]["draining"], 1, "{st}");
+    let o = basalt(
+        &["chunkserver", "drain", &cs, "--wait", "--timeout", "1"],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not drained after 1 s"), "{err}");
+    assert!(err.contains("without a spare chunkserver"), "{err}");
+    let u = j(&["chunkserver", "drain", &cs, "--undo"]);
+    assert_eq!(u["state"], "in-service", "{u}");
+    let st = j(&["cluster", "status"]);
+    assert_eq!(st["chunkservers"]["draining"], 0, "{st}");
+    let o = basalt(&["chunkserver", "drain", "cs99"], &env);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cs99 not found"),
+        "{o:?}"
+    );
     // A killed chunkserver: the replicas it held do not answer, so a deep check fails.
     let o = basalt(&["dev-cluster", "kill", "cs-1"], &env);
     assert!(o.status.success(), "{o:?}");
@@ -537,7 +760,11 @@ fn admin_usage_errors_exit_2_before_any_network() {
         &["leader", "transfer", "1.1", "--to", "host-1"],
         &["leader", "transfer", "1.1"],
         &["peer", "remove", "1.1"],
+        &["peer", "reset", "1.1", "--force"],
         &["chunkserver", "info", "abc"],
+        &["chunkserver", "drain", "abc"],
+        &["chunkserver", "drain", "cs1", "--undo", "--wait"],
+        &["chunkserver", "drain", "cs1", "--wait", "--timeout", "soon"],
         &["copyset", "ls", "--pool", "blocks"],
         &["topology", "apply"],
         &["topology", "apply", "m.toml", "--syntax", "json"],

@@ -8,7 +8,7 @@ use crate::mds_client::MdsCallError;
 use crate::retry::{decide, rpc_timeout, Action, Attempts, OpKind, Outcome, Target};
 use crate::split::Piece;
 use crate::volume::Shared;
-use basalt_proto::chunk::{DeleteChunk, GetLeader, ReadChunk, WriteChunk};
+use basalt_proto::chunk::{DeleteChunk, GetLeader, ReadChunk, RequestId, WriteChunk};
 use basalt_proto::ids::{ChunkId, Epoch, GroupId, VolumeId};
 use basalt_proto::mds::{GetCopysets, GetSegment};
 use basalt_proto::status::{ChunkError, MdsError, PeerAddr};
@@ -47,6 +47,31 @@ fn outcome_of(e: &TransportError) -> Result<Outcome, ClientError> {
     }
 }
 
+/// A write or delete in flight: its sequence number, released when the piece is done
+/// (or its future dropped), which lets the copysets forget it.
+struct InflightRequest<'a> {
+    ids: &'a parking_lot::Mutex<crate::request_id::RequestIds>,
+    seq: u64,
+}
+
+impl<'a> InflightRequest<'a> {
+    fn begin(ids: &'a parking_lot::Mutex<crate::request_id::RequestIds>) -> Self {
+        let seq = ids.lock().begin();
+        InflightRequest { ids, seq }
+    }
+
+    /// The id for the next attempt, to `group` (same sequence number on every retry).
+    fn id(&self, group: GroupId) -> RequestId {
+        self.ids.lock().id(self.seq, group)
+    }
+}
+
+impl Drop for InflightRequest<'_> {
+    fn drop(&mut self) {
+        self.ids.lock().end(self.seq);
+    }
+}
+
 fn mds_error(volume: VolumeId, e: MdsError) -> ClientError {
     match e {
         MdsError::VolumeNotFound | MdsError::SessionExpired => ClientError::VolumeGone { volume },
@@ -71,6 +96,12 @@ where
         let mut attempts = Attempts::default();
         let mut pinned: Option<PeerAddr> = None;
         let zeros = || Bytes::from(vec![0u8; piece.len as usize]);
+        // One id for the logical request, kept by every retry below (whatever the
+        // target), so the copyset applies it at most once.
+        let request = match op {
+            PieceOp::Read => None,
+            PieceOp::Write(_) | PieceOp::Delete => Some(InflightRequest::begin(&self.ids)),
+        };
         loop {
             if self.is_closed(volume) {
                 return Err(ClientError::Closed);
@@ -100,8 +131,9 @@ where
                 } => (loc.group, loc.chunk, epoch, pinned.take().unwrap_or(target)),
             };
             let timeout = rpc_timeout(&self.cfg.retry, &attempts);
+            let req = request.as_ref().map_or(RequestId::NONE, |r| r.id(group));
             let (outcome, data) = self
-                .send(group, chunk, epoch, &piece, &op, target, timeout)
+                .send(group, chunk, epoch, &piece, &op, req, target, timeout)
                 .await?;
             match &outcome {
                 Outcome::Timeout => {
@@ -156,6 +188,7 @@ where
         epoch: Epoch,
         piece: &Piece,
         op: &PieceOp,
+        req: RequestId,
         target: PeerAddr,
         timeout: Duration,
     ) -> Result<(Outcome, Bytes), ClientError> {
@@ -178,6 +211,7 @@ where
                     offset: piece.chunk_offset,
                     len: piece.len,
                     crc32c: crc32c::crc32c(data),
+                    req,
                 };
                 fold(
                     self.call_chunk(&addr, &req, data.clone(), group, timeout)
@@ -208,6 +242,7 @@ where
                     group,
                     chunk,
                     epoch,
+                    req,
                 };
                 fold(
                     self.call_chunk(&addr, &req, Bytes::new(), group, timeout)

@@ -1,6 +1,7 @@
 //! Client configuration (the `[client]` file written by the dev cluster, and flags).
 
 use crate::retry::RetryPolicy;
+use basalt_proto::credential::OwnerKey;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,6 +12,10 @@ pub struct ClientConfig {
     pub mds: Vec<SocketAddr>,
     /// Owner name presented when creating and opening volumes.
     pub owner: String,
+    /// `owner`'s key (or the admin credential when `owner` is `admin`): proves the
+    /// caller may open and change the owner's volumes. `None`: no proof is sent, which
+    /// only an MDS without access control accepts.
+    pub key: Option<OwnerKey>,
     /// Retry rules for chunk I/O.
     pub retry: RetryPolicy,
     /// Chunk requests in flight per volume; more wait (back-pressure).
@@ -26,11 +31,17 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Who proves, with which key (when a key is configured).
+    pub fn principal(&self) -> Option<(&str, &OwnerKey)> {
+        self.key.as_ref().map(|k| (self.owner.as_str(), k))
+    }
+
     /// Defaults for a cluster whose MDS instances are at `mds`.
     pub fn new(mds: Vec<SocketAddr>) -> Self {
         ClientConfig {
             mds,
             owner: "basalt".into(),
+            key: None,
             retry: RetryPolicy::default(),
             max_inflight: 256,
             mds_call_timeout: Duration::from_millis(1000),

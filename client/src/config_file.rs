@@ -8,6 +8,7 @@
 //! ```toml
 //! mds = ["127.0.0.1:6700", "127.0.0.1:6701", "127.0.0.1:6702"]
 //! owner = "basalt"
+//! key-file = "/etc/basalt/basalt.key"   # the owner's key (hex, mode 0600); optional
 //! sector = 512
 //! max-inflight = 256
 //! [transport]          # basalt_transport::TransportConfig
@@ -19,6 +20,7 @@
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::volume::Cluster;
+use basalt_proto::credential::OwnerKey;
 use basalt_proto::hello::{Identity, Role};
 use basalt_transport::{TcpTransport, TransportConfig, TransportOptions};
 use serde::{Deserialize, Serialize};
@@ -37,9 +39,14 @@ pub struct ClientFile {
     /// MDS addresses.
     #[serde(default)]
     pub mds: Vec<SocketAddr>,
-    /// Owner name for volumes this client creates and opens.
+    /// Owner name for volumes this client creates and opens (`admin` with the admin
+    /// credential).
     #[serde(default = "default_owner")]
     pub owner: String,
+    /// File holding `owner`'s key (hex; refused when other users may read it). Needed
+    /// to open or change volumes on an MDS that enforces access control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     /// Sector size I/O must be aligned to: 512 or 4096.
     #[serde(default = "default_sector")]
     pub sector: u64,
@@ -69,6 +76,7 @@ impl Default for ClientFile {
         ClientFile {
             mds: Vec::new(),
             owner: default_owner(),
+            key_file: None,
             sector: default_sector(),
             max_inflight: default_inflight(),
             transport: TransportConfig::default(),
@@ -154,6 +162,7 @@ impl ClientFile {
         }
         let mut cfg = ClientConfig::new(self.mds.clone());
         cfg.owner = self.owner.clone();
+        cfg.key = self.key_file.as_deref().map(load_key).transpose()?;
         cfg.sector = self.sector;
         cfg.max_inflight = self.max_inflight;
         Ok(cfg)
@@ -195,6 +204,44 @@ impl ClientFile {
             self.client_config()?,
         ))
     }
+}
+
+/// Read an owner key file: hex text, not readable by other users.
+pub fn load_key(path: &Path) -> Result<OwnerKey, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_error(format!("key-file {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| config_error(format!("key-file {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o007 != 0 {
+            return Err(config_error(format!(
+                "key-file {}: readable by other users (mode {:o}); run chmod 600",
+                path.display(),
+                mode & 0o777
+            )));
+        }
+    }
+    OwnerKey::from_hex(&text).map_err(|e| config_error(format!("key-file {}: {e}", path.display())))
+}
+
+/// Write a new owner key file (mode 0600); refuses to replace an existing file.
+pub fn write_key(path: &Path, key: &OwnerKey) -> Result<(), ClientError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
+    writeln!(f, "{}", key.to_hex()).map_err(|e| config_error(format!("{}: {e}", path.display())))
 }
 
 /// Parse `host:port[,host:port...]`.
@@ -246,6 +293,37 @@ fast-path = "off"
             .unwrap_err()
             .to_string();
         assert!(e.contains("basalt dev-cluster up"), "{e}");
+    }
+
+    #[test]
+    fn key_files_are_read_checked_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.key");
+        let key = OwnerKey::from_bytes([7; 32]);
+        write_key(&path, &key).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(write_key(&path, &key).is_err(), "overwrote a key file");
+        let f = ClientFile::from_toml(&format!(
+            "mds = [\"127.0.0.1:1\"]\nowner = \"alice\"\nkey-file = {:?}\n",
+            path.to_str().unwrap()
+        ))
+        .unwrap();
+        let cfg = f.client_config().unwrap();
+        assert_eq!(cfg.principal().map(|(o, _)| o), Some("alice"));
+        assert_eq!(cfg.key, Some(key));
+        // Readable by others: refused. Not hex: refused. Missing: refused.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = f.client_config().unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "zz").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_key(&bad).is_err());
+        assert!(load_key(&dir.path().join("missing")).is_err());
+        // Without a key file nothing is proven.
+        assert!(ClientFile::default().key_file.is_none());
     }
 
     #[test]

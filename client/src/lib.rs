@@ -6,6 +6,8 @@
 //!   splitting below the chunk),
 //! - [`cache`]: segment → chunk placement and copyset → peers/leader maps, refreshed on
 //!   redirects and epoch errors,
+//! - [`request_id`]: the id every write and delete carries, the same on each retry, so
+//!   a copyset applies it at most once,
 //! - [`retry`]: what to do after each chunk-request outcome (retry at the hinted leader,
 //!   ask peers or the MDS for the leader, back off on overload, fail only on permanent
 //!   errors), and per-chunkserver health (unstable after repeated timeouts).
@@ -24,6 +26,7 @@ pub mod config;
 pub mod config_file;
 pub mod error;
 pub mod mds_client;
+pub mod request_id;
 pub mod retry;
 pub mod split;
 mod volume;

@@ -5,7 +5,9 @@
 //! path keeps working from cached maps meanwhile.
 
 use crate::addr::FromSocketAddr;
-use basalt_proto::status::MdsError;
+use basalt_proto::credential::{AuthOp, OwnerKey};
+use basalt_proto::mds::{Credential, GetAuthNonce};
+use basalt_proto::status::{AccessRefusal, MdsError};
 use basalt_proto::Rpc;
 use basalt_transport::{ConnectionPool, Transport, TransportError};
 use bytes::Bytes;
@@ -77,6 +79,59 @@ where
         let mut cur = self.current.lock();
         if *cur == from {
             *cur = (from + 1) % n;
+        }
+    }
+
+    /// A credential for `op` proving `who`'s key (`None` without a key: the MDS then
+    /// allows the request only when it enforces no access control).
+    pub async fn credential(
+        &self,
+        who: Option<(&str, &OwnerKey)>,
+        op: &AuthOp<'_>,
+    ) -> Result<Option<Credential>, MdsCallError> {
+        let Some((principal, key)) = who else {
+            return Ok(None);
+        };
+        let n = self
+            .call(&GetAuthNonce {
+                principal: principal.to_string(),
+            })
+            .await?;
+        Ok(Some(Credential {
+            principal: principal.to_string(),
+            proof: key.prove(&n.salt, principal, &n.nonce, op),
+            nonce: n.nonce,
+        }))
+    }
+
+    /// Call the active MDS with a credential for `op` made by `make`. A nonce the MDS no
+    /// longer knows (a failover between getting it and using it) is replaced and the call
+    /// repeated, twice at most; every other refusal is returned at once.
+    pub async fn call_authed<R, X>(
+        &self,
+        who: Option<(&str, &OwnerKey)>,
+        op: &AuthOp<'_>,
+        make: impl Fn(Option<Credential>) -> R,
+    ) -> Result<X, MdsCallError>
+    where
+        R: Rpc<Reply = Result<X, MdsError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let cred = self.credential(who, op).await?;
+            match self.call(&make(cred)).await {
+                Err(MdsCallError::Mds(
+                    MdsError::VolumeAccessDenied {
+                        reason: AccessRefusal::UnknownNonce,
+                        ..
+                    }
+                    | MdsError::OwnerAccessDenied {
+                        reason: AccessRefusal::UnknownNonce,
+                        ..
+                    },
+                )) if attempt < 2 => attempt += 1,
+                r => return r,
+            }
         }
     }
 

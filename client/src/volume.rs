@@ -7,12 +7,14 @@ use crate::chunk_io::PieceOp;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::mds_client::{MdsCallError, MdsClient};
+use crate::request_id::RequestIds;
 use crate::retry::PeerHealth;
 use crate::split::{split, Piece};
+use basalt_proto::credential::AuthOp;
 use basalt_proto::ids::{VolumeId, CHUNK_SIZE};
 use basalt_proto::mds::{
     CloseVolume, CreateVolume, DeleteVolume, ExtendVolume, ListVolumes, OpenVolume, RefreshSession,
-    StatVolume, VolumeInfo,
+    RenameVolume, StatVolume, VolumeInfo,
 };
 use basalt_proto::status::MdsError;
 use basalt_transport::{ConnectionPool, Transport};
@@ -30,6 +32,8 @@ pub(crate) struct Shared<T: Transport> {
     pub(crate) mds: MdsClient<T>,
     pub(crate) cache: Mutex<MetaCache>,
     pub(crate) health: Mutex<PeerHealth>,
+    /// Ids of this client's writes and deletes (one random client id per cluster handle).
+    pub(crate) ids: Mutex<RequestIds>,
     closed: Mutex<HashSet<VolumeId>>,
 }
 
@@ -87,19 +91,52 @@ where
                 mds,
                 cache: Mutex::new(MetaCache::default()),
                 health: Mutex::new(health),
+                ids: Mutex::new(RequestIds::random()),
                 closed: Mutex::new(HashSet::new()),
             }),
         }
     }
 
-    /// Create a volume of `size` bytes (a multiple of the segment size).
+    /// Create a volume of `size` bytes (a multiple of the segment size), owned by the
+    /// configured owner.
     pub async fn create_volume(&self, name: &str, size: u64) -> Result<VolumeInfo, ClientError> {
-        let req = CreateVolume {
-            name: name.into(),
-            size,
-            owner: self.shared.cfg.owner.clone(),
-        };
-        self.shared.mds.call(&req).await.map_err(from_mds)
+        let owner = self.shared.cfg.owner.clone();
+        self.create_volume_for(name, size, &owner).await
+    }
+
+    /// Create a volume owned by `owner` (another owner than the configured one needs the
+    /// admin credential when the MDS enforces access control).
+    pub async fn create_volume_for(
+        &self,
+        name: &str,
+        size: u64,
+        owner: &str,
+    ) -> Result<VolumeInfo, ClientError> {
+        let op = AuthOp::CreateVolume { name, size, owner };
+        self.shared
+            .mds
+            .call_authed(self.shared.cfg.principal(), &op, |auth| CreateVolume {
+                name: name.into(),
+                size,
+                owner: owner.into(),
+                auth,
+            })
+            .await
+            .map_err(from_mds)
+    }
+
+    /// Rename a volume (refused while it is open).
+    pub async fn rename_volume(&self, from: &str, to: &str) -> Result<VolumeInfo, ClientError> {
+        let op = AuthOp::RenameVolume { from, to };
+        self.shared
+            .mds
+            .call_authed(self.shared.cfg.principal(), &op, |auth| RenameVolume {
+                from: from.into(),
+                to: to.into(),
+                auth,
+            })
+            .await
+            .map_err(from_mds)
     }
 
     /// Describe a volume.
@@ -122,31 +159,46 @@ where
 
     /// Grow a volume.
     pub async fn extend_volume(&self, name: &str, size: u64) -> Result<VolumeInfo, ClientError> {
-        let req = ExtendVolume {
-            name: name.into(),
-            size,
-        };
-        self.shared.mds.call(&req).await.map_err(from_mds)
+        let op = AuthOp::ExtendVolume { name, size };
+        self.shared
+            .mds
+            .call_authed(self.shared.cfg.principal(), &op, |auth| ExtendVolume {
+                name: name.into(),
+                size,
+                auth,
+            })
+            .await
+            .map_err(from_mds)
     }
 
     /// Delete a volume (to the recycle area).
     pub async fn delete_volume(&self, name: &str) -> Result<(), ClientError> {
+        let op = AuthOp::DeleteVolume { name };
         self.shared
             .mds
-            .call(&DeleteVolume { name: name.into() })
+            .call_authed(self.shared.cfg.principal(), &op, |auth| DeleteVolume {
+                name: name.into(),
+                auth,
+            })
             .await
             .map_err(from_mds)
     }
 
     /// Open a volume with a session that is refreshed in the background.
     pub async fn open(&self, name: &str, opts: OpenOptions) -> Result<Volume<T>, ClientError> {
-        let req = OpenVolume {
-            name: name.into(),
-            owner: self.shared.cfg.owner.clone(),
-            shared: opts.shared,
-            client: format!("basalt-client pid {}", std::process::id()),
-        };
-        let opened = self.shared.mds.call(&req).await.map_err(from_mds)?;
+        let op = AuthOp::OpenVolume { name };
+        let opened = self
+            .shared
+            .mds
+            .call_authed(self.shared.cfg.principal(), &op, |auth| OpenVolume {
+                name: name.into(),
+                owner: self.shared.cfg.owner.clone(),
+                shared: opts.shared,
+                client: format!("basalt-client pid {}", std::process::id()),
+                auth,
+            })
+            .await
+            .map_err(from_mds)?;
         let id = opened.volume.id;
         self.shared.closed.lock().remove(&id);
         let info = Arc::new(Mutex::new(opened.volume));

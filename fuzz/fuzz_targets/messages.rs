@@ -72,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
         Method::RemovePeer => rpc!(RemovePeer, reply, b),
         Method::ChangePeer => rpc!(ChangePeer, reply, b),
         Method::TransferLeader => rpc!(TransferLeader, reply, b),
+        Method::ResetPeers => rpc!(ResetPeers, reply, b),
         Method::RaftAppend => rpc!(RaftAppend, reply, b),
         Method::RaftVote => rpc!(RaftVote, reply, b),
         Method::RaftPreVote => rpc!(RaftPreVote, reply, b),
@@ -101,5 +102,15 @@ fuzz_target!(|data: &[u8]| {
         Method::ListOperators => rpc!(ListOperators, reply, b),
         Method::GetMdsLeader => rpc!(GetMdsLeader, reply, b),
         Method::ListCopysets => rpc!(ListCopysets, reply, b),
+        Method::GetAuthNonce => rpc!(GetAuthNonce, reply, b),
+        Method::CreateOwner => rpc!(CreateOwner, reply, b),
+        Method::SetOwnerKey => rpc!(SetOwnerKey, reply, b),
+        Method::DeleteOwner => rpc!(DeleteOwner, reply, b),
+        Method::ListOwners => rpc!(ListOwners, reply, b),
+        Method::DrainChunkServer => rpc!(DrainChunkServer, reply, b),
+        Method::ListDrains => rpc!(ListDrains, reply, b),
+        Method::ListPools => rpc!(ListPools, reply, b),
+        Method::ApplyTopologyDryRun => rpc!(ApplyTopologyDryRun, reply, b),
+        Method::PurgeVolume => rpc!(PurgeVolume, reply, b),
     }
 });

@@ -7,7 +7,7 @@
 //! in at most one operator (as executing leader or transfer target), an online leader.
 
 use crate::metrics::Observation;
-use crate::scheduler::{OperatorSet, PendingOp};
+use crate::scheduler::{drain_progress, OperatorSet, PendingOp};
 use crate::topology::clustermap::{
     ClusterMap, LogicalPoolEntry, PoolEntry, ServerEntry, TopologyDiff, ZoneEntry,
 };
@@ -16,7 +16,7 @@ use basalt_proto::heartbeat::{Operator, OperatorKind};
 use basalt_proto::ids::{ChunkServerId, GroupId, LogicalPoolId};
 use basalt_proto::mds::{
     ChunkServerState, ChunkServerSummary, ClusterStatusReply, CopysetHealth, CopysetSummary,
-    TopologyChanges,
+    DrainChunkServer, DrainState, DrainStatus, PoolSummary, TopologyChanges,
 };
 use basalt_proto::status::{MdsError, OperatorRefusal};
 use std::collections::BTreeMap;
@@ -347,6 +347,75 @@ pub fn plan_remove_peer(
         issued_ms: now_ms,
         involved: vec![leader],
     })
+}
+
+/// Drain status of `cs` (which must exist).
+pub fn drain_status(topo: &Topology, ops: &OperatorSet, cs: ChunkServerId) -> DrainStatus {
+    let p = drain_progress(topo, ops, cs);
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    DrainStatus {
+        id: cs,
+        state: if !topo.is_draining(cs) {
+            DrainState::InService
+        } else if p.drained() {
+            DrainState::Drained
+        } else {
+            DrainState::Draining
+        },
+        copysets: n(p.copysets),
+        leaders: n(p.leaders),
+        blocked: n(p.blocked),
+        operators: n(p.operators),
+    }
+}
+
+/// Drain status of every chunkserver marked draining, in id order.
+pub fn list_drains(topo: &Topology, ops: &OperatorSet) -> Vec<DrainStatus> {
+    topo.draining
+        .iter()
+        .filter(|c| topo.chunkservers.contains_key(c))
+        .map(|c| drain_status(topo, ops, *c))
+        .collect()
+}
+
+/// Check a drain request: the chunkserver must be known. Returns whether the topology's
+/// drain set changes.
+pub fn check_drain(topo: &Topology, req: &DrainChunkServer) -> Result<bool, MdsError> {
+    if !topo.chunkservers.contains_key(&req.id) {
+        return Err(MdsError::UnknownChunkServer { id: req.id });
+    }
+    Ok(topo.is_draining(req.id) == req.undo)
+}
+
+/// Every logical pool, in id order; `usage_limit_percent` is the MDS's allocation limit.
+pub fn list_pools(topo: &Topology, usage_limit_percent: u64) -> Vec<PoolSummary> {
+    topo.lpools
+        .values()
+        .map(|l| {
+            let (mut used, mut total) = (0u64, 0u64);
+            for c in topo.chunkservers_in(l.physical) {
+                let d = &topo.chunkservers[&c].disk;
+                used = used.saturating_add(d.used_bytes);
+                total = total.saturating_add(d.total_bytes);
+            }
+            PoolSummary {
+                id: l.id,
+                name: l.name.clone(),
+                physical_pool: topo
+                    .ppools
+                    .get(&l.physical)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                replicas: l.replicas,
+                copysets_per_chunkserver: l.copysets_per_chunkserver,
+                scatter_width: l.scatter_width,
+                copysets: u32::try_from(topo.copysets_of(l.id).count()).unwrap_or(u32::MAX),
+                used_bytes: used,
+                total_bytes: total,
+                usage_limit_percent,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -38,6 +38,12 @@ pub struct MdsConfig {
     pub copyset_create: CreateConfig,
     /// Transport settings.
     pub transport: TransportConfig,
+    /// Purging deleted volumes (`[purge]`, see `docs/mds.md`).
+    pub purge: crate::recycle::PurgeConfig,
+    /// The admin credential's verifier (`basalt cluster init` writes it). When set, volume
+    /// access control is enforced (owner keys, see `docs/security.md`); when absent every
+    /// authenticated peer may open any volume and the MDS warns at start-up.
+    pub admin_verifier_file: Option<PathBuf>,
 }
 
 impl Default for MdsConfig {
@@ -56,6 +62,8 @@ impl Default for MdsConfig {
             state: StateConfig::default(),
             copyset_create: CreateConfig::default(),
             transport: TransportConfig::default(),
+            purge: crate::recycle::PurgeConfig::default(),
+            admin_verifier_file: None,
         }
     }
 }
@@ -87,6 +95,23 @@ impl MdsConfig {
         Self::parse(&text)
     }
 
+    /// Read the admin verifier named by `admin-verifier-file` (`None` when not set).
+    pub fn admin_verifier(&self) -> Result<Option<basalt_proto::credential::Verifier>> {
+        let Some(path) = &self.admin_verifier_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            field: "admin-verifier-file",
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        basalt_proto::credential::Verifier::from_text(&text)
+            .map(Some)
+            .map_err(|e| Error::Config {
+                field: "admin-verifier-file",
+                reason: format!("{}: {e}", path.display()),
+            })
+    }
+
     /// Check ranges.
     pub fn validate(&self) -> Result<()> {
         if self.name.is_empty() || self.name.contains('@') {
@@ -113,6 +138,13 @@ impl MdsConfig {
         }
         if s.chunk_id_batch < basalt_proto::ids::CHUNKS_PER_SEGMENT {
             return Err(bad("state.chunk-id-batch", "must be >= 64"));
+        }
+        let p = &self.purge;
+        if p.interval_ms == 0 || p.rpc_timeout_ms == 0 || p.attempts == 0 || p.concurrency == 0 {
+            return Err(bad(
+                "purge",
+                "interval-ms, rpc-timeout-ms, attempts and concurrency must be > 0",
+            ));
         }
         if s.load_page == 0 {
             return Err(bad("state.load-page", "must be > 0"));
@@ -171,6 +203,52 @@ mod tests {
     }
 
     #[test]
+    fn purge_retention_zero_is_allowed() {
+        let c = MdsConfig::parse("[purge]\nrecycle-retention-secs = 0").unwrap();
+        assert_eq!(c.purge.recycle_retention_secs, 0);
+        assert_eq!(MdsConfig::default().purge.recycle_retention_secs, 86_400);
+    }
+
+    #[test]
+    fn nothing_listens_beyond_loopback_by_default() {
+        let d = MdsConfig::default();
+        assert!(d.listen.ip().is_loopback(), "{}", d.listen);
+        assert_eq!(d.metrics_listen, None);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/mds.toml");
+        let example = MdsConfig::load(&path).unwrap();
+        assert!(example.listen.ip().is_loopback());
+        assert!(example.metrics_listen.is_some_and(|a| a.ip().is_loopback()));
+        // Access control is off unless an admin verifier is configured.
+        assert_eq!(d.admin_verifier().unwrap(), None);
+    }
+
+    #[test]
+    fn a_bad_admin_verifier_file_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("admin.verifier");
+        std::fs::write(&p, "not a verifier").unwrap();
+        let c = MdsConfig {
+            admin_verifier_file: Some(p.clone()),
+            ..MdsConfig::default()
+        };
+        assert!(matches!(
+            c.admin_verifier(),
+            Err(Error::Config {
+                field: "admin-verifier-file",
+                ..
+            })
+        ));
+        let v = basalt_proto::credential::OwnerKey::from_bytes([1; 32]).verifier([2; 16]);
+        std::fs::write(&p, v.to_text()).unwrap();
+        assert_eq!(c.admin_verifier().unwrap(), Some(v));
+        let missing = MdsConfig {
+            admin_verifier_file: Some(dir.path().join("missing")),
+            ..MdsConfig::default()
+        };
+        assert!(missing.admin_verifier().is_err());
+    }
+
+    #[test]
     fn empty_file_is_the_defaults() {
         assert_eq!(MdsConfig::parse("").unwrap(), MdsConfig::default());
     }
@@ -195,6 +273,9 @@ mod tests {
                 "copyset-create",
             ),
             ("[copyset-create]\nconcurrency = 0", "copyset-create"),
+            ("[purge]\nattempts = 0", "purge"),
+            ("[purge]\ninterval-ms = 0", "purge"),
+            ("[purge]\nretention = 5", "file"),
             ("metrics-listen = \"x\"", "file"),
             ("listen = \"nope\"", "file"),
         ] {

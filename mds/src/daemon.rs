@@ -64,6 +64,12 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
         source,
     })?;
     let advertise = cfg.advertise.unwrap_or(bound);
+    let admin_verifier = cfg.admin_verifier()?;
+    if admin_verifier.is_none() {
+        tracing::warn!(
+            "no admin-verifier-file: volume access control is off (any peer may open any volume)"
+        );
+    }
     let identity = Identity {
         role: Role::Mds,
         chunkserver: None,
@@ -169,7 +175,8 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
     let state = Arc::new(
         MdsState::load(store, cfg.state.clone(), system_now_ms())
             .await?
-            .with_metrics(metrics.clone()),
+            .with_metrics(metrics.clone())
+            .with_admin_verifier(admin_verifier),
     );
     if let Some(path) = &cfg.cluster_map {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -188,6 +195,13 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
         metrics.clone(),
     );
     let creator_task = tokio::spawn(creator.run(state.clone(), Arc::new(system_now_ms)));
+    let purger = Arc::new(crate::recycle::Purger::new(
+        Arc::new(ConnectionPool::new(transport.clone())),
+        Arc::new(|a: SocketAddr| a),
+        cfg.purge.clone(),
+    ));
+    state.set_purger(purger.clone());
+    let purge_task = tokio::spawn(purger.run(state.clone(), Arc::new(system_now_ms)));
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let exit = loop {
@@ -225,6 +239,7 @@ pub async fn run(cfg: MdsConfig, shutdown: impl Future<Output = ()>) -> Result<E
         }
     };
     creator_task.abort();
+    purge_task.abort();
     server.shutdown().await;
     Ok(exit)
 }

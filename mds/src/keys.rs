@@ -17,9 +17,12 @@
 //! /basalt/v1/topo/copyset/<BE u64 group id>   CopysetRecord (pool << 32 | copyset)
 //! /basalt/v1/topo/placement/<BE u32 lpool>     PlacementPlan (written before the
 //!                                             pool's copysets; lets a successor resume)
+//! /basalt/v1/topo/drain/<BE u32>              DrainRecord: the chunkserver is being
+//!                                             retired (absent: in service)
 //! /basalt/v1/ns/vol/<BE u64 volume id>        VolumeRecord
 //! /basalt/v1/ns/seg/<BE u64 vol><BE u64 idx>  SegmentInfo
 //! /basalt/v1/ns/recycle/<BE u64 volume id>    VolumeRecord of a deleted volume
+//! /basalt/v1/owner/<name>                     OwnerRecord (salt + stored key, never a key)
 //! ```
 //!
 //! Names are not keys: the name → id index is rebuilt in memory when the state loads, so
@@ -60,12 +63,17 @@ pub const LPOOL: &str = "/basalt/v1/topo/lpool/";
 pub const COPYSET: &str = "/basalt/v1/topo/copyset/";
 /// Prefix of logical pools' placement plans.
 pub const PLACEMENT: &str = "/basalt/v1/topo/placement/";
+/// Prefix of drain marks of chunkservers.
+pub const DRAIN: &str = "/basalt/v1/topo/drain/";
 /// Prefix of volumes.
 pub const VOLUME: &str = "/basalt/v1/ns/vol/";
 /// Prefix of segments.
 pub const SEGMENT: &str = "/basalt/v1/ns/seg/";
 /// Prefix of recycled (deleted) volumes.
 pub const RECYCLE: &str = "/basalt/v1/ns/recycle/";
+
+/// Prefix of volume owners.
+pub const OWNER: &str = "/basalt/v1/owner/";
 
 /// Current value format version.
 pub const VALUE_VERSION: u8 = 1;
@@ -106,6 +114,10 @@ pub fn copyset(g: GroupId) -> Vec<u8> {
 pub fn placement(id: LogicalPoolId) -> Vec<u8> {
     with_be(PLACEMENT, &[&id.0.to_be_bytes()])
 }
+/// Drain mark key of a chunkserver.
+pub fn drain(id: ChunkServerId) -> Vec<u8> {
+    with_be(DRAIN, &[&id.0.to_be_bytes()])
+}
 /// Volume key.
 pub fn volume(id: VolumeId) -> Vec<u8> {
     with_be(VOLUME, &[&id.0.to_be_bytes()])
@@ -121,6 +133,11 @@ pub fn segments_of(id: VolumeId) -> Vec<u8> {
 /// Segment key.
 pub fn segment(id: VolumeId, index: u64) -> Vec<u8> {
     with_be(SEGMENT, &[&id.0.to_be_bytes(), &index.to_be_bytes()])
+}
+
+/// Owner key (names are `[A-Za-z0-9._-]`, so they need no escaping).
+pub fn owner(name: &str) -> Vec<u8> {
+    with_be(OWNER, &[name.as_bytes()])
 }
 
 /// Parse the `(volume, index)` out of a segment key.

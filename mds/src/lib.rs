@@ -7,7 +7,9 @@
 //! - [`topology`]: the cluster model, cluster map files, chunkserver registration and
 //!   liveness.
 //! - [`placement`]: copyset creation (one replica per zone, scatter-width balanced).
-//! - [`namespace`]: volumes, sessions and segments.
+//! - [`namespace`]: volumes, sessions and segments; [`access`]: volume owners, keys and
+//!   the admin credential.
+//! - [`recycle`]: purging deleted volumes (chunks on the chunkservers, then records).
 //! - [`heartbeat`]: chunkserver heartbeat handling and copyset reconciliation by epoch.
 //! - [`scheduler`]: recovery and balancing operators.
 //! - [`state`]: [`state::MdsState`], everything above persisted through a fenced store.
@@ -18,6 +20,7 @@
 //!
 //! The logic modules are sans-IO: pure functions over state and a time passed in.
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod copyset_creator;
@@ -30,6 +33,7 @@ pub mod keys;
 pub mod metrics;
 pub mod namespace;
 pub mod placement;
+pub mod recycle;
 pub mod scheduler;
 pub mod service;
 pub mod state;

@@ -7,6 +7,7 @@
 //! MDS does not know re-creates it, unless another live session conflicts with it, so IO
 //! keeps going across a failover and exclusivity still holds for live sessions.
 
+use crate::recycle::RecycledVolume;
 use basalt_proto::ids::{
     ChunkId, CopysetId, LogicalPoolId, VolumeId, CHUNKS_PER_SEGMENT, SEGMENT_SIZE,
 };
@@ -63,7 +64,7 @@ pub struct Namespace {
     volumes: BTreeMap<VolumeId, VolumeInfo>,
     by_name: BTreeMap<String, VolumeId>,
     segments: BTreeMap<(VolumeId, u64), SegmentInfo>,
-    recycled: BTreeMap<VolumeId, VolumeInfo>,
+    recycled: BTreeMap<VolumeId, RecycledVolume>,
     sessions: HashMap<VolumeId, Vec<SessionRec>>,
     cursor: HashMap<LogicalPoolId, usize>,
     lease_ms: u64,
@@ -116,7 +117,25 @@ impl Namespace {
 
     /// Deleted volumes kept in the recycle area.
     pub fn recycled(&self) -> Vec<VolumeInfo> {
+        self.recycled.values().map(|r| r.volume.clone()).collect()
+    }
+
+    /// Recycle records (volume and deletion time).
+    pub fn recycle_records(&self) -> Vec<RecycledVolume> {
         self.recycled.values().cloned().collect()
+    }
+
+    /// A recycled volume by id.
+    pub fn recycled_volume(&self, id: VolumeId) -> Option<&RecycledVolume> {
+        self.recycled.get(&id)
+    }
+
+    /// Allocated segments of a volume (live or recycled), by index.
+    pub fn segments_of(&self, volume: VolumeId) -> Vec<(u64, &SegmentInfo)> {
+        self.segments
+            .range((volume, 0)..=(volume, u64::MAX))
+            .map(|((_, i), s)| (*i, s))
+            .collect()
     }
 
     /// A segment map if allocated.
@@ -272,18 +291,35 @@ impl Namespace {
         self.volumes.insert(v.id, v);
     }
 
-    /// Move a volume to the recycle area (its segments stay until purged).
-    pub fn commit_delete(&mut self, id: VolumeId) {
+    /// Move a volume to the recycle area at `now_s` (its segments stay until purged).
+    pub fn commit_delete(&mut self, id: VolumeId, now_s: u64) {
         if let Some(v) = self.volumes.remove(&id) {
             self.by_name.remove(&v.name);
             self.sessions.remove(&id);
-            self.recycled.insert(id, v);
+            self.recycled.insert(
+                id,
+                RecycledVolume {
+                    volume: v,
+                    deleted_s: now_s,
+                },
+            );
         }
     }
 
     /// Record a recycled volume (load).
-    pub fn commit_recycled(&mut self, v: VolumeInfo) {
-        self.recycled.insert(v.id, v);
+    pub fn commit_recycled(&mut self, r: RecycledVolume) {
+        self.recycled.insert(r.volume.id, r);
+    }
+
+    /// Forget segment `index` of a recycled volume (its record was removed).
+    pub fn commit_purged_segment(&mut self, volume: VolumeId, index: u64) {
+        self.segments.remove(&(volume, index));
+    }
+
+    /// Forget a purged volume: its recycle record and any segment left.
+    pub fn commit_purged(&mut self, volume: VolumeId) {
+        self.recycled.remove(&volume);
+        self.segments.retain(|(v, _), _| *v != volume);
     }
 
     /// Record an allocated segment; advances the pool's round-robin cursor.
@@ -396,6 +432,7 @@ mod tests {
             name: name.into(),
             size,
             owner: "alice".into(),
+            auth: None,
         };
         let v = ns
             .plan_create(&req, VolumeId(1), LogicalPoolId(1), 100)
@@ -439,6 +476,7 @@ mod tests {
             name: "v1".into(),
             size: G,
             owner: "bob".into(),
+            auth: None,
         };
         assert_eq!(
             ns.plan_create(&dup, VolumeId(2), LogicalPoolId(1), 0),
@@ -464,10 +502,37 @@ mod tests {
         assert_eq!(ns.stat("v2").unwrap().id, id);
         assert_eq!(ns.list().len(), 1);
         let v = ns.plan_delete("v2", 0).unwrap();
-        ns.commit_delete(v.id);
+        ns.commit_delete(v.id, 42);
         assert!(ns.list().is_empty());
         assert_eq!(ns.recycled().len(), 1);
+        assert_eq!(ns.recycle_records()[0].deleted_s, 42);
         assert_eq!(ns.stat("v2"), Err(MdsError::VolumeNotFound));
+    }
+
+    #[test]
+    fn purge_forgets_segments_and_record() {
+        let (mut ns, id) = ns_with("v", 2 * G);
+        let (_, other) = ns_with("w", G);
+        assert_eq!(other, id);
+        let cs = [CopysetId(1), CopysetId(2)];
+        let ids: Vec<ChunkId> = (1..=64).map(ChunkId).collect();
+        let ids2: Vec<ChunkId> = (65..=128).map(ChunkId).collect();
+        let s0 = ns.plan_segment(id, 0, &cs, &ids, 0, 85).unwrap();
+        ns.commit_segment(id, 0, s0, cs.len());
+        let s1 = ns.plan_segment(id, 1, &cs, &ids2, 0, 85).unwrap();
+        ns.commit_segment(id, 1, s1, cs.len());
+        assert_eq!(ns.segments_of(id).len(), 2);
+        assert!(ns.segments_of(VolumeId(2)).is_empty());
+        ns.commit_delete(id, 5);
+        // Segments stay in the recycle area until purged.
+        assert_eq!(ns.segments_of(id).len(), 2);
+        assert_eq!(ns.recycled_volume(id).unwrap().deleted_s, 5);
+        ns.commit_purged_segment(id, 0);
+        assert_eq!(ns.segments_of(id).len(), 1);
+        ns.commit_purged(id);
+        assert!(ns.segments_of(id).is_empty());
+        assert!(ns.recycled_volume(id).is_none());
+        assert_eq!(ns.segment_count(), 0);
     }
 
     #[test]

@@ -48,10 +48,19 @@ impl PlacementPlan {
     }
 }
 
+/// Whether new copysets may be placed on `c`: online and not being drained.
+pub fn placeable(topo: &Topology, c: ChunkServerId) -> bool {
+    topo.chunkservers
+        .get(&c)
+        .is_some_and(|x| x.state == OnlineState::Online)
+        && !topo.is_draining(c)
+}
+
 /// Logical pools whose copysets should be created now: those with an unfinished plan
 /// (resume, whatever the chunkservers' state), and those with neither plan nor copysets
-/// once at least `min_online` of their online chunkservers span `replicas` zones. A pool
-/// with copysets but no plan was placed before plans existed and counts as complete.
+/// once at least `min_online` of their placeable (online, not draining) chunkservers
+/// span `replicas` zones. A pool with copysets but no plan was placed before plans
+/// existed and counts as complete.
 pub fn pools_to_place(
     topo: &Topology,
     plans: &BTreeMap<LogicalPoolId, PlacementPlan>,
@@ -71,7 +80,7 @@ pub fn pools_to_place(
                 let online: Vec<_> = topo
                     .chunkservers_in(lp.physical)
                     .into_iter()
-                    .filter(|c| topo.chunkservers[c].state == OnlineState::Online)
+                    .filter(|c| placeable(topo, *c))
                     .collect();
                 let zones: BTreeSet<_> = online.iter().filter_map(|c| topo.zone_of(*c)).collect();
                 if online.len() >= min_online && zones.len() >= usize::from(lp.replicas) {

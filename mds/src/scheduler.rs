@@ -12,6 +12,14 @@
 //!    offline peers are not a minority, or when the leader is unknown or not online.
 //! 2. **Replica count**: too few peers → `AddPeer`; too many → `RemovePeer` (an offline
 //!    one first, else the most loaded non-leader).
+//!    Drain (rule 2b): a copyset at its replica count with a draining peer and every
+//!    other peer online first moves the leadership off a draining leader
+//!    (`TransferLeader` to the least-leading fresh peer), then gets `ChangePeer { remove:
+//!    draining, add }` with a target picked as for recovery (same zone first, one replica
+//!    per zone). The draining chunkserver counts as involved, so it takes part in one
+//!    operator at a time; one that goes offline is recovered by rule 1. Draining
+//!    chunkservers are never a target (recovery, replica count, balance, leader balance),
+//!    and an extra peer to remove is a draining one first.
 //! 3. **Copyset balance** (only when 1–2 produced nothing): when the most and least loaded
 //!    online chunkservers of a pool differ by more than `balance_slack` copysets, move
 //!    one copyset with `ChangePeer`, keeping one replica per zone.
@@ -21,7 +29,7 @@
 //! Operators complete when a later heartbeat shows the copyset past the operator's epoch
 //! (or, for a leader transfer, the new leader), and expire after a per-kind timeout.
 
-use crate::topology::{OnlineState, Topology};
+use crate::topology::{CopysetRecord, OnlineState, Topology};
 use basalt_proto::heartbeat::{Operator, OperatorKind};
 use basalt_proto::ids::{ChunkServerId, GroupId, PhysicalPoolId};
 use basalt_proto::mds::OperatorState;
@@ -210,6 +218,11 @@ impl Ctx<'_> {
             })
     }
 
+    /// May receive a replica or a leadership: online and not being retired.
+    fn eligible(&self, c: ChunkServerId) -> bool {
+        self.online(c) && !self.topo.is_draining(c)
+    }
+
     fn offline(&self, c: ChunkServerId) -> bool {
         self.topo
             .chunkservers
@@ -240,7 +253,7 @@ impl Ctx<'_> {
         self.topo
             .chunkservers_in(pool)
             .into_iter()
-            .filter(|c| !peers.contains(c) && self.online(*c) && !self.busy.contains(c))
+            .filter(|c| !peers.contains(c) && self.eligible(*c) && !self.busy.contains(c))
             .filter_map(|c| {
                 let z = self.topo.zone_of(c)?;
                 if used.contains(&z) {
@@ -254,6 +267,21 @@ impl Ctx<'_> {
             })
             .min_by_key(|(k, _)| *k)
             .map(|(_, c)| c)
+    }
+
+    /// Copysets `c` leads (latest heartbeats), counting leaderships moved this round.
+    fn leads(&self, c: ChunkServerId) -> usize {
+        let moved_in = self
+            .out
+            .iter()
+            .filter(|p| p.op.kind == OperatorKind::TransferLeader(c))
+            .count();
+        self.topo
+            .copysets
+            .values()
+            .filter(|r| r.leader == Some(c))
+            .count()
+            + moved_in
     }
 
     fn emit(&mut self, op: Operator, involved: Vec<ChunkServerId>) {
@@ -383,7 +411,13 @@ pub fn schedule(
                 .iter()
                 .copied()
                 .filter(|p| *p != leader)
-                .max_by_key(|p| (cx.counts.get(p).copied().unwrap_or(0), *p));
+                .max_by_key(|p| {
+                    (
+                        topo.is_draining(*p),
+                        cx.counts.get(p).copied().unwrap_or(0),
+                        *p,
+                    )
+                });
             if let Some(v) = victim {
                 cx.emit(
                     Operator {
@@ -394,7 +428,10 @@ pub fn schedule(
                     vec![leader],
                 );
             }
+            continue;
         }
+        // 2b. drain
+        drain_copyset(&mut cx, rec, lpool.physical, leader);
     }
     if cx.out.is_empty() {
         balance_copysets(&mut cx, pending);
@@ -405,13 +442,126 @@ pub fn schedule(
     cx.out
 }
 
+/// Rule 2b for one copyset whose leader is online and not busy.
+fn drain_copyset(
+    cx: &mut Ctx<'_>,
+    rec: &CopysetRecord,
+    pool: PhysicalPoolId,
+    leader: ChunkServerId,
+) {
+    let Some(d) = rec
+        .peers
+        .iter()
+        .copied()
+        .find(|p| cx.topo.is_draining(*p) && !cx.busy.contains(p))
+    else {
+        return;
+    };
+    // Moving a replica while another peer is silent could cost the copyset its quorum:
+    // recovery (or the peer's return) comes first.
+    if !rec.peers.iter().all(|p| cx.online(*p)) {
+        return;
+    }
+    if d == leader {
+        let to = rec
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| *p != d && cx.fresh(*p) && !cx.busy.contains(p))
+            .filter(|p| !cx.topo.is_draining(*p))
+            .min_by_key(|p| (cx.leads(*p), *p));
+        if let Some(to) = to {
+            cx.emit(
+                Operator {
+                    group: rec.group,
+                    epoch: rec.epoch,
+                    kind: OperatorKind::TransferLeader(to),
+                },
+                vec![d, to],
+            );
+        }
+        return;
+    }
+    if let Some(add) = cx
+        .pick_target(pool, &rec.peers, Some(d))
+        .and_then(|t| cx.addr(t))
+    {
+        cx.emit(
+            Operator {
+                group: rec.group,
+                epoch: rec.epoch,
+                kind: OperatorKind::ChangePeer { remove: d, add },
+            },
+            vec![leader, add.id, d],
+        );
+    }
+}
+
+/// Progress of retiring a chunkserver, for `chunkserver drain` and `ls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DrainProgress {
+    /// Copysets it is still a voter of.
+    pub copysets: usize,
+    /// Copysets it still leads.
+    pub leaders: usize,
+    /// Of `copysets`, those for which no other chunkserver could take the replica now
+    /// (no online, non-draining chunkserver in a zone the copyset can use).
+    pub blocked: usize,
+    /// Operators in flight that involve it.
+    pub operators: usize,
+}
+
+impl DrainProgress {
+    /// Nothing left on it: safe to stop and remove.
+    pub fn drained(&self) -> bool {
+        self.copysets == 0 && self.operators == 0
+    }
+}
+
+/// How far retiring `cs` has come (meaningful whether or not it is marked draining).
+pub fn drain_progress(topo: &Topology, pending: &OperatorSet, cs: ChunkServerId) -> DrainProgress {
+    let cx = Ctx {
+        topo,
+        cfg: &SchedulerConfig::default(),
+        now_ms: 0,
+        busy: BTreeSet::new(),
+        counts: BTreeMap::new(),
+        out: Vec::new(),
+    };
+    let mut p = DrainProgress::default();
+    for rec in topo.copysets.values().filter(|r| r.peers.contains(&cs)) {
+        p.copysets += 1;
+        if rec.leader == Some(cs) {
+            p.leaders += 1;
+        }
+        let pool = topo.lpools.get(&rec.group.pool()).map(|l| l.physical);
+        if pool
+            .and_then(|pool| cx.pick_target(pool, &rec.peers, Some(cs)))
+            .is_none()
+        {
+            p.blocked += 1;
+        }
+    }
+    p.operators = pending
+        .ops
+        .values()
+        .filter(|o| {
+            o.involved.contains(&cs)
+                || matches!(o.op.kind,
+                    OperatorKind::ChangePeer { remove, .. } | OperatorKind::RemovePeer(remove)
+                        if remove == cs)
+        })
+        .count();
+    p
+}
+
 fn balance_copysets(cx: &mut Ctx<'_>, pending: &OperatorSet) {
     for (ppool, _) in cx.topo.ppools.iter() {
         let members: Vec<ChunkServerId> = cx
             .topo
             .chunkservers_in(*ppool)
             .into_iter()
-            .filter(|c| cx.online(*c))
+            .filter(|c| cx.eligible(*c))
             .collect();
         let load = |cx: &Ctx<'_>, c: &ChunkServerId| cx.counts.get(c).copied().unwrap_or(0);
         let Some(&dst) = members
@@ -461,7 +611,7 @@ fn balance_copysets(cx: &mut Ctx<'_>, pending: &OperatorSet) {
 fn balance_leaders(cx: &mut Ctx<'_>, pending: &OperatorSet) {
     let mut leaders: BTreeMap<ChunkServerId, usize> = BTreeMap::new();
     for c in cx.topo.chunkservers.keys() {
-        if cx.online(*c) {
+        if cx.eligible(*c) {
             leaders.insert(*c, 0);
         }
     }
@@ -496,6 +646,7 @@ fn balance_leaders(cx: &mut Ctx<'_>, pending: &OperatorSet) {
             .iter()
             .copied()
             .filter(|p| *p != l && cx.fresh(*p) && !cx.busy.contains(p))
+            .filter(|p| !cx.topo.is_draining(*p))
             .filter(|p| (leaders.get(p).copied().unwrap_or(0) as f64) < mean)
             .min_by_key(|p| (leaders.get(p).copied().unwrap_or(0), *p));
         if let Some(t) = target {

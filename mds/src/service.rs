@@ -11,11 +11,13 @@ use crate::metrics::MdsMetrics;
 use crate::state::MdsState;
 use basalt_proto::heartbeat::Heartbeat;
 use basalt_proto::mds::{
-    ApplyTopology, CloseVolume, ClusterStatus, CreateVolume, DeleteVolume, ExtendVolume,
-    GetCopysets, GetMdsLeader, GetSegment, GetTopology, ListChunkServers, ListCopysets,
-    ListOperators, ListVolumes, MdsLeader, MdsRemovePeer, MdsTransferLeader, OpenVolume,
-    RefreshSession, RegisterChunkServer, RenameVolume, StatVolume, TopologyMap,
+    ApplyTopology, CloseVolume, ClusterStatus, CreateOwner, CreateVolume, DeleteOwner,
+    DeleteVolume, ExtendVolume, GetAuthNonce, GetCopysets, GetMdsLeader, GetSegment, GetTopology,
+    ListChunkServers, ListCopysets, ListOperators, ListOwners, ListVolumes, MdsLeader,
+    MdsRemovePeer, MdsTransferLeader, OpenVolume, PurgeVolume, RefreshSession, RegisterChunkServer,
+    RenameVolume, SetOwnerKey, StatVolume, TopologyMap,
 };
+use basalt_proto::mds::{ApplyTopologyDryRun, DrainChunkServer, ListDrains, ListPools};
 use basalt_proto::status::MdsError;
 use basalt_proto::{Method, Rpc};
 use basalt_transport::Router;
@@ -167,15 +169,31 @@ impl MdsService {
             .stat_volume(&req.name)
             .await);
         let r = rpc!(r, ListVolumes, |st, _req, _now| Ok(st.list_volumes().await));
-        let r = rpc!(r, ExtendVolume, |st, req, _now| st
-            .extend_volume(&req.name, req.size)
+        let r = rpc!(r, ExtendVolume, |st, req, now| st
+            .extend_volume(&req, now)
             .await);
-        let r = rpc!(r, RenameVolume, |st, req, _now| st
-            .rename_volume(&req.from, &req.to)
+        let r = rpc!(r, RenameVolume, |st, req, now| st
+            .rename_volume(&req, now)
             .await);
         let r = rpc!(r, DeleteVolume, |st, req, now| st
-            .delete_volume(&req.name, now)
+            .delete_volume(&req, now)
             .await);
+        let r = rpc!(r, PurgeVolume, |st, req, now| st
+            .purge_volume(&req, now)
+            .await);
+        let r = rpc!(r, GetAuthNonce, |st, req, now| st
+            .auth_nonce(&req.principal, now)
+            .await);
+        let r = rpc!(r, CreateOwner, |st, req, now| st
+            .create_owner(&req, now)
+            .await);
+        let r = rpc!(r, SetOwnerKey, |st, req, now| st
+            .set_owner_key(&req, now)
+            .await);
+        let r = rpc!(r, DeleteOwner, |st, req, now| st
+            .delete_owner(&req, now)
+            .await);
+        let r = rpc!(r, ListOwners, |st, _req, _now| Ok(st.list_owners().await));
         let r = rpc!(r, GetSegment, |st, req, now| st
             .get_segment(&req, now)
             .await);
@@ -206,6 +224,14 @@ impl MdsService {
             .await);
         let r = rpc!(r, MdsRemovePeer, |st, req, now| st
             .remove_peer(req.group, req.peer, now)
+            .await);
+        let r = rpc!(r, DrainChunkServer, |st, req, now| st
+            .drain_chunkserver(&req, now)
+            .await);
+        let r = rpc!(r, ListDrains, |st, _req, _now| Ok(st.list_drains().await));
+        let r = rpc!(r, ListPools, |st, _req, _now| Ok(st.list_pools().await));
+        let r = rpc!(r, ApplyTopologyDryRun, |st, req, _now| st
+            .plan_topology(&req.toml)
             .await);
         let svc = self.clone();
         r.route::<GetMdsLeader, _, _>(move |_req, _p, _g, _cx| {

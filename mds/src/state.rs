@@ -11,6 +11,9 @@
 //! heartbeats; after a load every chunkserver starts as just seen), leader hints, and
 //! pending operators (recomputed by the scheduler).
 
+mod drain;
+
+use crate::access::{Access, OwnerRecord};
 use crate::admin;
 use crate::copyset_sync::{self, CreateConfig, CreateTracker, Reported};
 use crate::error::{Error, Result};
@@ -26,14 +29,16 @@ use crate::topology::clustermap::{diff, ClusterMap, TopologyDiff};
 use crate::topology::liveness::{self, LivenessConfig};
 use crate::topology::registration::register;
 use crate::topology::{ChunkServer, CopysetRecord, LogicalPool, OnlineState, Topology};
+use basalt_proto::credential::{AuthOp, Verifier};
 use basalt_proto::heartbeat::{Heartbeat, HeartbeatReply, Operator};
 use basalt_proto::ids::{
     ChunkId, ChunkServerId, CopysetId, GroupId, LogicalPoolId, VolumeId, CHUNKS_PER_SEGMENT,
 };
 use basalt_proto::mds::{
-    ChunkServerSummary, ClusterStatusReply, CopysetInfo, CopysetSummary, CreateVolume, GetSegment,
-    OpenVolume, Opened, OperatorState, RegisterChunkServer, Registered, SegmentInfo,
-    TopologyChanges, VolumeInfo,
+    AuthNonce, ChunkServerSummary, ClusterStatusReply, CopysetInfo, CopysetSummary, CreateOwner,
+    CreateVolume, DeleteOwner, DeleteVolume, ExtendVolume, GetSegment, OpenVolume, Opened,
+    OperatorState, OwnerInfo, PurgeVolume, Purged, RegisterChunkServer, Registered, RenameVolume,
+    SegmentInfo, SetOwnerKey, TopologyChanges, VolumeInfo,
 };
 use basalt_proto::status::{MdsError, PeerAddr};
 use rand::SeedableRng;
@@ -92,6 +97,8 @@ struct Inner {
     reported: Reported,
     /// Placement plans of logical pools (see [`PlacementPlan`]).
     plans: std::collections::BTreeMap<LogicalPoolId, PlacementPlan>,
+    /// Volume owners, the admin verifier and nonces (see [`crate::access`]).
+    access: Access,
 }
 
 /// The MDS state.
@@ -100,6 +107,8 @@ pub struct MdsState {
     cfg: StateConfig,
     inner: Mutex<Inner>,
     metrics: MdsMetrics,
+    /// Sends chunk deletes for purges (set by the daemon once active).
+    purger: std::sync::OnceLock<Arc<dyn crate::recycle::PurgeRunner>>,
 }
 
 impl std::fmt::Debug for MdsState {
@@ -152,6 +161,9 @@ impl MdsState {
         for (_, v) in load_all::<CopysetRecord>(s, keys::COPYSET, page).await? {
             topo.copysets.insert(v.group, v);
         }
+        for (_, v) in load_all::<drain::DrainRecord>(s, keys::DRAIN, page).await? {
+            topo.draining.insert(v.id);
+        }
         let mut plans = std::collections::BTreeMap::new();
         for (k, v) in load_all::<PlacementPlan>(s, keys::PLACEMENT, page).await? {
             let id = k
@@ -168,7 +180,7 @@ impl MdsState {
         for (_, v) in load_all::<VolumeInfo>(s, keys::VOLUME, page).await? {
             ns.commit_volume(v);
         }
-        for (_, v) in load_all::<VolumeInfo>(s, keys::RECYCLE, page).await? {
+        for (_, v) in load_all::<crate::recycle::RecycledVolume>(s, keys::RECYCLE, page).await? {
             ns.commit_recycled(v);
         }
         let mut cursor_sizes = std::collections::HashMap::new();
@@ -183,6 +195,10 @@ impl MdsState {
                 .entry(seg.pool)
                 .or_insert_with(|| topo.copysets_of(seg.pool).count());
             ns.commit_segment(vol, idx, seg, n);
+        }
+        let mut access = Access::new(None);
+        for (_, v) in load_all::<OwnerRecord>(s, keys::OWNER, page).await? {
+            access.commit_owner(v);
         }
         let mut rng = rand::rngs::StdRng::from_entropy();
         let cluster = match s.get(keys::CLUSTER.as_bytes()).await? {
@@ -226,10 +242,18 @@ impl MdsState {
                 cluster,
                 reported: Reported::new(),
                 plans,
+                access,
             }),
             cfg,
             metrics: MdsMetrics::new(),
+            purger: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Enforce volume access control with this admin verifier (`None`: allow everything).
+    pub fn with_admin_verifier(mut self, admin: Option<Verifier>) -> Self {
+        self.inner.get_mut().access.set_admin(admin);
+        self
     }
 
     /// Count operator events into `metrics` (shared with the service and daemon).
@@ -375,7 +399,7 @@ impl MdsState {
                     .topo
                     .chunkservers_in(lp.physical)
                     .into_iter()
-                    .filter(|c| g.topo.chunkservers[c].state == OnlineState::Online)
+                    .filter(|c| crate::placement::placeable(&g.topo, *c))
                     .filter_map(|c| Some((c, g.topo.zone_of(c)?)))
                     .collect();
                 let mut plan = PlacementPlan {
@@ -639,6 +663,14 @@ impl MdsState {
     /// Create a volume in the first logical pool that has copysets.
     pub async fn create_volume(&self, req: &CreateVolume, now_ms: u64) -> Result<VolumeInfo> {
         let mut g = self.inner.lock().await;
+        let op = AuthOp::CreateVolume {
+            name: &req.name,
+            size: req.size,
+            owner: &req.owner,
+        };
+        g.access
+            .authorize_volume(&req.name, &req.owner, req.auth.as_ref(), &op, now_ms)
+            .map_err(refused)?;
         let pool = g
             .topo
             .lpools
@@ -684,24 +716,51 @@ impl MdsState {
         Ok(v)
     }
 
+    /// Check `auth` for `op` on the existing volume `name` (see [`crate::access`]).
+    fn authorize_existing(
+        g: &mut Inner,
+        name: &str,
+        auth: Option<&basalt_proto::mds::Credential>,
+        op: &AuthOp<'_>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let owner = g.ns.stat(name).map_err(refused)?.owner.clone();
+        g.access
+            .authorize_volume(name, &owner, auth, op, now_ms)
+            .map_err(refused)?;
+        Ok(())
+    }
+
     /// Grow a volume.
-    pub async fn extend_volume(&self, name: &str, size: u64) -> Result<VolumeInfo> {
+    pub async fn extend_volume(&self, req: &ExtendVolume, now_ms: u64) -> Result<VolumeInfo> {
         let mut g = self.inner.lock().await;
-        let v = g.ns.plan_extend(name, size).map_err(refused)?;
+        let op = AuthOp::ExtendVolume {
+            name: &req.name,
+            size: req.size,
+        };
+        Self::authorize_existing(&mut g, &req.name, req.auth.as_ref(), &op, now_ms)?;
+        let v = g.ns.plan_extend(&req.name, req.size).map_err(refused)?;
         self.rewrite_volume(&mut g, v).await
     }
 
     /// Rename a volume.
-    pub async fn rename_volume(&self, from: &str, to: &str) -> Result<VolumeInfo> {
+    pub async fn rename_volume(&self, req: &RenameVolume, now_ms: u64) -> Result<VolumeInfo> {
         let mut g = self.inner.lock().await;
-        let v = g.ns.plan_rename(from, to).map_err(refused)?;
+        let op = AuthOp::RenameVolume {
+            from: &req.from,
+            to: &req.to,
+        };
+        Self::authorize_existing(&mut g, &req.from, req.auth.as_ref(), &op, now_ms)?;
+        let v = g.ns.plan_rename(&req.from, &req.to).map_err(refused)?;
         self.rewrite_volume(&mut g, v).await
     }
 
     /// Delete a volume: moved to the recycle area in one transaction.
-    pub async fn delete_volume(&self, name: &str, now_ms: u64) -> Result<()> {
+    pub async fn delete_volume(&self, req: &DeleteVolume, now_ms: u64) -> Result<()> {
         let mut g = self.inner.lock().await;
-        let v = g.ns.plan_delete(name, now_ms).map_err(refused)?;
+        let op = AuthOp::DeleteVolume { name: &req.name };
+        Self::authorize_existing(&mut g, &req.name, req.auth.as_ref(), &op, now_ms)?;
+        let v = g.ns.plan_delete(&req.name, now_ms).map_err(refused)?;
         let txn = Txn::new()
             .when(Compare {
                 key: keys::volume(v.id),
@@ -709,10 +768,123 @@ impl MdsState {
                 target: crate::store::CmpTarget::Version(0),
             })
             .then(Op::delete(keys::volume(v.id)))
-            .then(Op::put(keys::recycled(v.id), keys::encode(&v)));
+            .then(Op::put(
+                keys::recycled(v.id),
+                keys::encode(&crate::recycle::RecycledVolume {
+                    volume: v.clone(),
+                    deleted_s: now_ms / 1000,
+                }),
+            ));
         self.commit(txn).await?;
-        g.ns.commit_delete(v.id);
+        g.ns.commit_delete(v.id, now_ms / 1000);
         tracing::info!(volume = %v.id, name = %v.name, "volume deleted (recycled)");
+        Ok(())
+    }
+
+    /// Use `purger` for [`Self::purge_volume`] (the first one set stays).
+    pub fn set_purger(&self, purger: Arc<dyn crate::recycle::PurgeRunner>) {
+        let _ = self.purger.set(purger);
+    }
+
+    /// Purge the recycled volumes named `req.name` (see [`crate::recycle`]).
+    pub async fn purge_volume(&self, req: &PurgeVolume, now_ms: u64) -> Result<Purged> {
+        let ids = self.purge_candidates(req, now_ms).await?;
+        let purger = self
+            .purger
+            .get()
+            .ok_or(refused(MdsError::StoreUnavailable))?;
+        purger.purge(self, &ids).await
+    }
+
+    /// Recycled volumes a purge of `req.name` selects, after checking `req.auth` against
+    /// the volume's owner (or the admin) as a delete does.
+    pub async fn purge_candidates(&self, req: &PurgeVolume, now_ms: u64) -> Result<Vec<VolumeId>> {
+        let mut g = self.inner.lock().await;
+        let inner = &mut *g;
+        let vols = crate::recycle::select_by_name(
+            &inner.ns.recycle_records(),
+            inner.ns.stat(&req.name).ok(),
+            &req.name,
+        )
+        .map_err(refused)?;
+        let op = AuthOp::PurgeVolume { name: &req.name };
+        for v in &vols {
+            inner
+                .access
+                .authorize_volume(&req.name, &v.owner, req.auth.as_ref(), &op, now_ms)
+                .map_err(refused)?;
+        }
+        Ok(vols.iter().map(|v| v.id).collect())
+    }
+
+    /// Recycled volumes deleted at least `retention_s` before `now_s`.
+    pub async fn due_purges(&self, now_s: u64, retention_s: u64) -> Vec<VolumeId> {
+        let g = self.inner.lock().await;
+        crate::recycle::due(&g.ns.recycle_records(), now_s, retention_s)
+    }
+
+    /// Every allocated chunk of recycled volume `volume`, with its copyset's peers
+    /// (leader hint first). A volume not in the recycle area is refused.
+    pub async fn purge_targets(
+        &self,
+        volume: VolumeId,
+    ) -> Result<Vec<crate::recycle::ChunkTarget>> {
+        let g = self.inner.lock().await;
+        if g.ns.recycled_volume(volume).is_none() {
+            return Err(refused(MdsError::VolumeNotFound));
+        }
+        let mut out = Vec::new();
+        for (_, seg) in g.ns.segments_of(volume) {
+            for (copyset, chunk) in &seg.chunks {
+                let group = GroupId::of(seg.pool, *copyset);
+                let (epoch, peers) = match g.topo.copysets.get(&group) {
+                    Some(rec) => {
+                        let mut ids = rec.peers.clone();
+                        if let Some(l) = rec.leader.filter(|l| ids.contains(l)) {
+                            ids.retain(|p| *p != l);
+                            ids.insert(0, l);
+                        }
+                        let addrs = ids
+                            .iter()
+                            .filter_map(|p| g.topo.chunkservers.get(p).map(|c| c.addr))
+                            .collect();
+                        (rec.epoch, addrs)
+                    }
+                    None => (basalt_proto::ids::Epoch(0), Vec::new()),
+                };
+                out.push(crate::recycle::ChunkTarget {
+                    group,
+                    chunk: *chunk,
+                    epoch,
+                    peers,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove a purged volume's records: its segment records (batched fenced
+    /// transactions), then its recycle record. Call only once every chunk is deleted.
+    /// Idempotent: records already gone are skipped.
+    pub async fn finish_purge(&self, volume: VolumeId) -> Result<()> {
+        let mut g = self.inner.lock().await;
+        if g.ns.recycled_volume(volume).is_none() {
+            return Ok(());
+        }
+        let indexes: Vec<u64> = g.ns.segments_of(volume).iter().map(|(i, _)| *i).collect();
+        for batch in indexes.chunks(MAX_TXN_OPS) {
+            let mut txn = Txn::new();
+            for i in batch {
+                txn = txn.then(Op::delete(keys::segment(volume, *i)));
+            }
+            self.commit(txn).await?;
+            for i in batch {
+                g.ns.commit_purged_segment(volume, *i);
+            }
+        }
+        self.commit(Txn::new().then(Op::delete(keys::recycled(volume))))
+            .await?;
+        g.ns.commit_purged(volume);
         Ok(())
     }
 
@@ -737,10 +909,123 @@ impl MdsState {
     pub async fn open_volume(&self, req: &OpenVolume, now_ms: u64) -> Result<Opened> {
         let mut g = self.inner.lock().await;
         let inner = &mut *g;
+        let op = AuthOp::OpenVolume { name: &req.name };
+        Self::authorize_existing(inner, &req.name, req.auth.as_ref(), &op, now_ms)?;
         inner
             .ns
             .open(&req.name, req.shared, &req.client, now_ms, &mut inner.rng)
             .map_err(refused)
+    }
+
+    // ---------------- owners ----------------
+
+    /// A single-use nonce for a credential of `principal`.
+    pub async fn auth_nonce(&self, principal: &str, now_ms: u64) -> Result<AuthNonce> {
+        let mut g = self.inner.lock().await;
+        let inner = &mut *g;
+        inner
+            .access
+            .issue_nonce(principal, now_ms, &mut inner.rng)
+            .map_err(refused)
+    }
+
+    /// Every owner.
+    pub async fn list_owners(&self) -> Vec<OwnerInfo> {
+        self.inner.lock().await.access.owners()
+    }
+
+    /// Register an owner (admin).
+    pub async fn create_owner(&self, req: &CreateOwner, now_ms: u64) -> Result<OwnerInfo> {
+        let mut g = self.inner.lock().await;
+        let op = AuthOp::CreateOwner {
+            name: &req.name,
+            verifier: &req.verifier,
+        };
+        g.access
+            .authorize_owner(&req.name, req.auth.as_ref(), &op, false, now_ms)
+            .map_err(refused)?;
+        let rec = g
+            .access
+            .plan_create_owner(&req.name, &req.verifier, now_ms / 1000)
+            .map_err(refused)?;
+        let k = keys::owner(&rec.name);
+        self.commit(
+            Txn::new()
+                .when(Compare::absent(k.clone()))
+                .then(Op::put(k, keys::encode(&rec))),
+        )
+        .await?;
+        tracing::info!(owner = %rec.name, "owner created");
+        let info = rec.info();
+        g.access.commit_owner(rec);
+        Ok(info)
+    }
+
+    /// Replace an owner's key (admin or the owner).
+    pub async fn set_owner_key(&self, req: &SetOwnerKey, now_ms: u64) -> Result<OwnerInfo> {
+        let mut g = self.inner.lock().await;
+        let op = AuthOp::SetOwnerKey {
+            name: &req.name,
+            verifier: &req.verifier,
+        };
+        g.access
+            .authorize_owner(&req.name, req.auth.as_ref(), &op, true, now_ms)
+            .map_err(refused)?;
+        let rec = g
+            .access
+            .plan_set_key(&req.name, &req.verifier, now_ms / 1000)
+            .map_err(refused)?;
+        let k = keys::owner(&rec.name);
+        let cur = self.store.get(&k).await?.ok_or_else(|| {
+            refused(MdsError::OwnerNotFound {
+                owner: rec.name.clone(),
+            })
+        })?;
+        self.commit(
+            Txn::new()
+                .when(Compare::mod_revision(k.clone(), cur.mod_revision))
+                .then(Op::put(k, keys::encode(&rec))),
+        )
+        .await?;
+        tracing::info!(owner = %rec.name, "owner key replaced");
+        let info = rec.info();
+        g.access.commit_owner(rec);
+        Ok(info)
+    }
+
+    /// Remove an owner (admin); refused while it owns volumes.
+    pub async fn delete_owner(&self, req: &DeleteOwner, now_ms: u64) -> Result<()> {
+        let mut g = self.inner.lock().await;
+        let op = AuthOp::DeleteOwner { name: &req.name };
+        g.access
+            .authorize_owner(&req.name, req.auth.as_ref(), &op, false, now_ms)
+            .map_err(refused)?;
+        if g.access.owner(&req.name).is_none() {
+            return Err(refused(MdsError::OwnerNotFound {
+                owner: req.name.clone(),
+            }));
+        }
+        let volumes = g.ns.list().iter().filter(|v| v.owner == req.name).count() as u64;
+        if volumes > 0 {
+            return Err(refused(MdsError::OwnerHasVolumes {
+                owner: req.name.clone(),
+                volumes,
+            }));
+        }
+        let k = keys::owner(&req.name);
+        self.commit(
+            Txn::new()
+                .when(Compare {
+                    key: k.clone(),
+                    op: crate::store::CmpOp::Greater,
+                    target: crate::store::CmpTarget::Version(0),
+                })
+                .then(Op::delete(k)),
+        )
+        .await?;
+        tracing::info!(owner = %req.name, "owner deleted");
+        g.access.commit_delete_owner(&req.name);
+        Ok(())
     }
 
     /// Refresh a session.

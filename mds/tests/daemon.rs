@@ -177,6 +177,7 @@ async fn standby_redirects_and_takes_over_after_sigkill() {
         name: name.into(),
         size: 2 * SEGMENT_SIZE,
         owner: "t".into(),
+        auth: None,
     };
     let hinted = wait_for("standby hint", || {
         let standby = standby.clone();

@@ -262,6 +262,7 @@ fn create(name: &str, segments: u64) -> CreateVolume {
         name: name.into(),
         size: segments * SEGMENT_SIZE,
         owner: "ha".into(),
+        auth: None,
     }
 }
 
@@ -515,6 +516,7 @@ async fn restart_of_every_mds_keeps_volumes_and_segments() {
                 owner: "ha".into(),
                 shared: false,
                 client: "ha-test".into(),
+                auth: None,
             })
             .await
             .unwrap();

@@ -83,6 +83,7 @@ async fn standby_active_and_deposed_answers() {
         name: "v".into(),
         size: SEGMENT_SIZE,
         owner: "o".into(),
+        auth: None,
     };
     let (v, _) = conn.call(&create, Bytes::new()).await.unwrap();
     let v = v.unwrap();
@@ -94,6 +95,7 @@ async fn standby_active_and_deposed_answers() {
                 name: ".x".into(),
                 size: SEGMENT_SIZE,
                 owner: "o".into(),
+                auth: None,
             },
             Bytes::new(),
         )
@@ -105,6 +107,7 @@ async fn standby_active_and_deposed_answers() {
         owner: "o".into(),
         shared: false,
         client: "c".into(),
+        auth: None,
     };
     let (o, _) = conn.call(&open, Bytes::new()).await.unwrap();
     assert_eq!(o.unwrap().volume, v);

@@ -12,12 +12,22 @@ use basalt_mds::topology::OnlineState;
 use basalt_mds::Error;
 use basalt_proto::heartbeat::{CopysetReport, DiskStats, Heartbeat, OperatorKind};
 use basalt_proto::ids::{ChunkServerId, Epoch, LogicalPoolId, SEGMENT_SIZE};
-use basalt_proto::mds::{CreateVolume, GetSegment, OpenVolume, RegisterChunkServer};
+use basalt_proto::mds::{
+    CreateVolume, DeleteVolume, ExtendVolume, GetSegment, OpenVolume, RegisterChunkServer,
+    RenameVolume,
+};
 use basalt_proto::status::MdsError;
 use basalt_testkit::EtcdProcess;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+fn delete(name: &str) -> DeleteVolume {
+    DeleteVolume {
+        name: name.into(),
+        auth: None,
+    }
+}
 
 mod common;
 
@@ -70,7 +80,8 @@ async fn populate(st: &MdsState) -> BTreeMap<ChunkServerId, String> {
             &CreateVolume {
                 name: "v".into(),
                 size: SEGMENT_SIZE,
-                owner: "o".into()
+                owner: "o".into(),
+                auth: None,
             },
             0
         )
@@ -91,6 +102,7 @@ async fn populate(st: &MdsState) -> BTreeMap<ChunkServerId, String> {
                 name: name.into(),
                 size: segs * SEGMENT_SIZE,
                 owner: "o".into(),
+                auth: None,
             },
             1_000,
         )
@@ -103,6 +115,7 @@ async fn populate(st: &MdsState) -> BTreeMap<ChunkServerId, String> {
                 name: "alpha".into(),
                 size: SEGMENT_SIZE,
                 owner: "o".into(),
+                auth: None,
             },
             1_000,
         )
@@ -113,6 +126,7 @@ async fn populate(st: &MdsState) -> BTreeMap<ChunkServerId, String> {
         owner: "o".into(),
         shared: false,
         client: "c".into(),
+        auth: None,
     };
     let a = st.open_volume(&open("alpha"), 1_000).await.unwrap();
     assert_eq!(
@@ -183,9 +197,27 @@ async fn populate(st: &MdsState) -> BTreeMap<ChunkServerId, String> {
     ids.dedup();
     assert_eq!(ids.len(), 128);
     st.close_volume(a.volume.id, &a.session.id).await.unwrap();
-    st.extend_volume("beta", 4 * SEGMENT_SIZE).await.unwrap();
-    st.rename_volume("beta", "beta2").await.unwrap();
-    st.delete_volume("gamma", 2_000).await.unwrap();
+    st.extend_volume(
+        &ExtendVolume {
+            name: "beta".into(),
+            size: 4 * SEGMENT_SIZE,
+            auth: None,
+        },
+        2_000,
+    )
+    .await
+    .unwrap();
+    st.rename_volume(
+        &RenameVolume {
+            from: "beta".into(),
+            to: "beta2".into(),
+            auth: None,
+        },
+        2_000,
+    )
+    .await
+    .unwrap();
+    st.delete_volume(&delete("gamma"), 2_000).await.unwrap();
     assert_eq!(
         st.stat_volume("gamma").await.unwrap_err().to_wire(),
         MdsError::VolumeNotFound
@@ -385,13 +417,14 @@ async fn deposed(inner: Arc<dyn MetaStore>) {
                 name: "late".into(),
                 size: SEGMENT_SIZE,
                 owner: "o".into(),
+                auth: None,
             },
             5_000,
         )
         .await;
     assert!(matches!(r, Err(Error::Fenced)), "{r:?}");
     assert!(matches!(
-        st.delete_volume("alpha", 5_000).await,
+        st.delete_volume(&delete("alpha"), 5_000).await,
         Err(Error::Fenced)
     ));
     assert_eq!(

@@ -56,6 +56,12 @@ struct ServeArgs {
     /// MDS addresses, overriding the file and $BASALT_MDS.
     #[arg(long)]
     mds: Option<String>,
+    /// Owner to open the volumes as (overrides the file's `owner`).
+    #[arg(long)]
+    owner: Option<String>,
+    /// File with the owner's key (overrides the file's `key-file`).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     /// Share volumes with other openers instead of opening them exclusively.
     #[arg(long)]
     shared: bool,
@@ -75,6 +81,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut file = ClientFile::load(args.config.as_deref())?;
     if let Some(m) = &args.mds {
         file.mds = parse_addrs(m)?;
+    }
+    if let Some(o) = &args.owner {
+        file.owner = o.clone();
+    }
+    if let Some(k) = &args.key_file {
+        file.key_file = Some(k.clone());
     }
     let cluster = file.cluster()?;
     let mut exports = Vec::new();
@@ -183,4 +195,38 @@ fn main() -> Result<()> {
             Cmd::Ls(e) => ls(e).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_defaults_to_a_unix_socket() {
+        let Cli {
+            cmd: Cmd::Serve(args),
+        } = Cli::try_parse_from(["basalt-nbd", "serve", "--volume", "v"]).unwrap()
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(args.endpoint.listen, None);
+        assert_eq!(args.endpoint.socket, None);
+        assert!(default_socket().ends_with("basalt-nbd.sock"));
+        // TCP only when asked for, on the address given.
+        let Cli {
+            cmd: Cmd::Serve(args),
+        } = Cli::try_parse_from([
+            "basalt-nbd",
+            "serve",
+            "--volume",
+            "v",
+            "--listen",
+            "127.0.0.1:10809",
+        ])
+        .unwrap()
+        else {
+            panic!("not serve");
+        };
+        assert!(args.endpoint.listen.unwrap().ip().is_loopback());
+    }
 }

@@ -17,7 +17,10 @@ pub fn io_error(e: ClientError) -> io::Error {
         | ClientError::InvalidRequest { .. } => libc_errno::EINVAL,
         ClientError::NoSpace => libc_errno::ENOSPC,
         ClientError::Closed => libc_errno::ESHUTDOWN,
-        ClientError::Mds(basalt_proto::status::MdsError::PermissionDenied) => libc_errno::EPERM,
+        ClientError::Mds(
+            basalt_proto::status::MdsError::PermissionDenied
+            | basalt_proto::status::MdsError::VolumeAccessDenied { .. },
+        ) => libc_errno::EPERM,
         _ => libc_errno::EIO,
     };
     io::Error::from_raw_os_error(errno)

@@ -23,6 +23,11 @@ fn main() {
         offset: 8192,
         len: 4096,
         crc32c: 0xdeadbeef,
+        req: RequestId {
+            client: 0x0102_0304_0506_0708,
+            seq: 300,
+            done_below: 299,
+        },
     };
     println!("write   {}", hex(&codec::encode(&w).unwrap()));
     let r: Result<WriteChunkOk, ChunkError> = Err(ChunkError::Redirect {

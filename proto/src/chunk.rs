@@ -6,6 +6,30 @@ use crate::method::{Method, Rpc};
 use crate::status::{ChunkError, PeerAddr};
 use serde::{Deserialize, Serialize};
 
+/// Identity of one logical mutating chunk request ([`WriteChunk`], [`DeleteChunk`]): the
+/// same on every retry of it, so the copyset applies it at most once even when an attempt
+/// that timed out at the client commits after all (see `docs/reliability.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    /// The client process (random, chosen once per client); 0: no id, never deduplicated.
+    pub client: u64,
+    /// The client's sequence number of the request (from 1, increasing).
+    pub seq: u64,
+    /// The client's lowest sequence number still in flight when this attempt was sent
+    /// (at most `seq`): every request of the client below it has completed or been
+    /// abandoned and is never sent again, so a copyset may forget it.
+    pub done_below: u64,
+}
+
+impl RequestId {
+    /// No id: the request is applied however often it reaches the log.
+    pub const NONE: RequestId = RequestId {
+        client: 0,
+        seq: 0,
+        done_below: 0,
+    };
+}
+
 /// Write `len` bytes at `offset` of a chunk; the payload carries the data.
 /// The chunk is created (taken from the pool) on first write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +46,8 @@ pub struct WriteChunk {
     pub len: u32,
     /// CRC32C of the payload.
     pub crc32c: u32,
+    /// The request's id, the same on every retry.
+    pub req: RequestId,
 }
 
 /// Success of [`WriteChunk`]: the write is durable on a majority.
@@ -72,6 +98,8 @@ pub struct DeleteChunk {
     pub chunk: ChunkId,
     /// Copyset epoch the client's map has.
     pub epoch: Epoch,
+    /// The request's id, the same on every retry.
+    pub req: RequestId,
 }
 
 impl Rpc for DeleteChunk {
@@ -271,4 +299,77 @@ pub struct TransferLeader {
 impl Rpc for TransferLeader {
     const METHOD: Method = Method::TransferLeader;
     type Reply = Result<LeaderInfo, ChunkError>;
+}
+
+/// Force the membership of a copyset that lost its majority, on one surviving replica
+/// (the receiver): its voters become `peers` (which must name the receiver and only
+/// chunkservers its current membership knows), with a new epoch, and it campaigns at
+/// once. Unsafe by nature: writes acknowledged only by the lost replicas are gone.
+/// Refused while the copyset has a live leader unless `ignore_leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetPeers {
+    /// The copyset.
+    pub group: GroupId,
+    /// The voters to force (the receiver first or anywhere; no duplicates).
+    pub peers: Vec<ChunkServerId>,
+    /// Reset even though a leader looks alive (the operator is sure it is not).
+    pub ignore_leader: bool,
+}
+
+/// Why [`ResetPeers`] was refused; nothing was changed in every case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ResetPeersError {
+    /// The request is not handled here at all (no such copyset, disk fenced, stopping).
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    /// The peer list is empty.
+    #[error("{group}: the peer list is empty")]
+    EmptyPeers {
+        /// The group.
+        group: GroupId,
+    },
+    /// A peer is named twice.
+    #[error("{group}: {peer} named twice")]
+    DuplicatePeer {
+        /// The group.
+        group: GroupId,
+        /// The peer.
+        peer: ChunkServerId,
+    },
+    /// The peer list does not name the receiving replica.
+    #[error("{group}: the peer list must include the receiving replica {local}")]
+    MissingSelf {
+        /// The group.
+        group: GroupId,
+        /// The receiving chunkserver.
+        local: ChunkServerId,
+    },
+    /// A peer is not in the replica's current membership (its address is unknown here).
+    #[error("{group}: {peer} is not in the replica's membership")]
+    UnknownPeer {
+        /// The group.
+        group: GroupId,
+        /// The peer.
+        peer: ChunkServerId,
+    },
+    /// The copyset has a leader that heard from a majority (or a follower heard from it)
+    /// recently: use ordinary membership changes.
+    #[error("{group}: {leader} leads it and is alive")]
+    LeaderAlive {
+        /// The group.
+        group: GroupId,
+        /// The live leader.
+        leader: ChunkServerId,
+    },
+    /// The replica was never initialized (no membership to start from).
+    #[error("{group}: the replica has no membership yet")]
+    NotInitialized {
+        /// The group.
+        group: GroupId,
+    },
+}
+
+impl Rpc for ResetPeers {
+    const METHOD: Method = Method::ResetPeers;
+    type Reply = Result<ConfChangeOk, ResetPeersError>;
 }

@@ -28,7 +28,7 @@ pub const FRAME_HEADER_LEN: usize = 40;
 /// `BSLT` as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BSLT");
 /// The protocol version this build speaks. Bump on any wire change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,6 +14,7 @@
 //! - [`method`]: the method table and the [`method::Rpc`] trait tying a request to its reply.
 //! - [`hello`]: the connection hello (version, features, identity, UCX address).
 //! - [`status`]: status codes carried in replies.
+//! - [`credential`]: owner keys, their verifiers and volume-access proofs (no I/O).
 //! - [`chunk`], [`raft`], [`mds`], [`heartbeat`]: the message types per service.
 //!
 //! Changing the encoding of any type here is a protocol change: the golden-byte tests in
@@ -21,6 +22,7 @@
 
 pub mod chunk;
 pub mod codec;
+pub mod credential;
 pub mod error;
 pub mod frame;
 pub mod heartbeat;

@@ -1,5 +1,6 @@
 //! MDS service: registration, volumes, sessions, segments, copyset maps, administration.
 
+use crate::credential::Verifier;
 use crate::heartbeat::{DiskStats, Operator};
 use crate::ids::{ChunkId, ChunkServerId, CopysetId, Epoch, GroupId, LogicalPoolId, VolumeId};
 use crate::method::{Method, Rpc};
@@ -65,6 +66,9 @@ pub struct CreateVolume {
     pub size: u64,
     /// Owner.
     pub owner: String,
+    /// Proof of the caller's owner key or of the admin credential (see
+    /// [`crate::credential`]); `None` where the MDS does not enforce access control.
+    pub auth: Option<Credential>,
 }
 
 impl Rpc for CreateVolume {
@@ -83,6 +87,9 @@ pub struct OpenVolume {
     pub shared: bool,
     /// Client instance description, for `volume info`.
     pub client: String,
+    /// Proof of the caller's owner key or of the admin credential (see
+    /// [`crate::credential`]); `None` where the MDS does not enforce access control.
+    pub auth: Option<Credential>,
 }
 
 /// An open session.
@@ -165,6 +172,9 @@ pub struct ExtendVolume {
     pub name: String,
     /// New size (larger, a multiple of the segment size).
     pub size: u64,
+    /// Proof of the caller's owner key or of the admin credential (see
+    /// [`crate::credential`]); `None` where the MDS does not enforce access control.
+    pub auth: Option<Credential>,
 }
 
 impl Rpc for ExtendVolume {
@@ -179,6 +189,9 @@ pub struct RenameVolume {
     pub from: String,
     /// New name.
     pub to: String,
+    /// Proof of the caller's owner key or of the admin credential (see
+    /// [`crate::credential`]); `None` where the MDS does not enforce access control.
+    pub auth: Option<Credential>,
 }
 
 impl Rpc for RenameVolume {
@@ -191,11 +204,39 @@ impl Rpc for RenameVolume {
 pub struct DeleteVolume {
     /// Name.
     pub name: String,
+    /// Proof of the caller's owner key or of the admin credential (see
+    /// [`crate::credential`]); `None` where the MDS does not enforce access control.
+    pub auth: Option<Credential>,
 }
 
 impl Rpc for DeleteVolume {
     const METHOD: Method = Method::DeleteVolume;
     type Reply = Result<(), MdsError>;
+}
+
+/// Purge every recycled (deleted) volume named `name`: their chunks are deleted on the
+/// chunkservers, then their segment and recycle records. Idempotent and resumable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeVolume {
+    /// Name the volume had when deleted.
+    pub name: String,
+    /// Proof of the owner's key or of the admin credential; `None` where the MDS does
+    /// not enforce access control.
+    pub auth: Option<Credential>,
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purged {
+    /// Volumes purged (recycled volumes of that name).
+    pub volumes: Vec<VolumeId>,
+    /// Chunk deletes acknowledged (a chunk already gone counts).
+    pub chunks: u64,
+}
+
+impl Rpc for PurgeVolume {
+    const METHOD: Method = Method::PurgeVolume;
+    type Reply = Result<Purged, MdsError>;
 }
 
 /// Where a segment's chunks live: `chunks[i]` is chunk `i` of the segment.
@@ -476,6 +517,301 @@ impl Rpc for MdsRemovePeer {
     const METHOD: Method = Method::MdsRemovePeer;
     /// The queued operator.
     type Reply = Result<Operator, MdsError>;
+}
+
+// --- drain, pools, topology dry run ---
+
+/// Retire a chunkserver: placement stops picking it and the MDS's scheduler moves its
+/// copysets to other chunkservers (leadership first, one replica per zone kept). With
+/// `undo`, it returns to service (operators already in flight finish). Idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainChunkServer {
+    /// The chunkserver.
+    pub id: ChunkServerId,
+    /// Return it to service instead.
+    pub undo: bool,
+}
+
+/// Where retiring a chunkserver stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DrainState {
+    /// Not being retired.
+    InService,
+    /// Marked draining; copysets or operators remain.
+    Draining,
+    /// Marked draining and holds no copyset and no operator: safe to stop.
+    Drained,
+}
+
+/// Drain progress of one chunkserver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// The chunkserver.
+    pub id: ChunkServerId,
+    /// Where it stands.
+    pub state: DrainState,
+    /// Copysets it is still a voter of.
+    pub copysets: u32,
+    /// Copysets it still leads.
+    pub leaders: u32,
+    /// Of `copysets`, those no other chunkserver can take now (no online, non-draining
+    /// chunkserver in a zone the copyset may use): the drain waits for one.
+    pub blocked: u32,
+    /// Operators in flight involving it.
+    pub operators: u32,
+}
+
+impl Rpc for DrainChunkServer {
+    const METHOD: Method = Method::DrainChunkServer;
+    /// The chunkserver's drain status after the change.
+    type Reply = Result<DrainStatus, MdsError>;
+}
+
+/// Drain status of every chunkserver marked draining, in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListDrains {}
+
+impl Rpc for ListDrains {
+    const METHOD: Method = Method::ListDrains;
+    type Reply = Result<Vec<DrainStatus>, MdsError>;
+}
+
+/// List logical pools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPools {}
+
+/// One logical pool in [`ListPools`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSummary {
+    /// Id (as in the pool's group ids).
+    pub id: LogicalPoolId,
+    /// Name.
+    pub name: String,
+    /// Physical pool name.
+    pub physical_pool: String,
+    /// Replicas per copyset.
+    pub replicas: u8,
+    /// Copysets per chunkserver asked for at placement.
+    pub copysets_per_chunkserver: u32,
+    /// Minimum scatter width (0: none).
+    pub scatter_width: u32,
+    /// Copysets the pool has.
+    pub copysets: u32,
+    /// Bytes used on the physical pool's chunkservers (latest heartbeats).
+    pub used_bytes: u64,
+    /// Bytes of the physical pool's chunkservers.
+    pub total_bytes: u64,
+    /// Segment allocation is refused above this usage, percent.
+    pub usage_limit_percent: u64,
+}
+
+impl Rpc for ListPools {
+    const METHOD: Method = Method::ListPools;
+    type Reply = Result<Vec<PoolSummary>, MdsError>;
+}
+
+/// What [`ApplyTopology`] with the same text would do; nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyTopologyDryRun {
+    /// The TOML text.
+    pub toml: String,
+}
+
+/// What applying a map does to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TopologyChange {
+    /// New: apply adds it (with `id`).
+    Add,
+    /// Exists with a different value of a field the MDS will not change: apply is
+    /// refused as a whole.
+    Conflict,
+    /// Exists with a different value of a field apply leaves alone.
+    Ignored,
+    /// Only in the cluster: apply keeps it (removal is not a map edit).
+    Kept,
+}
+
+/// One entry of a [`TopologyPlan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyPlanEntry {
+    /// What happens.
+    pub change: TopologyChange,
+    /// Entry kind: `physical-pool`, `zone`, `server` or `logical-pool`.
+    pub kind: String,
+    /// Entry name.
+    pub name: String,
+    /// Its id: the existing one, or the one apply would assign.
+    pub id: u32,
+    /// For conflicts and ignored differences: the field, the cluster's value, the map's.
+    pub field: Option<(String, String, String)>,
+}
+
+/// Answer to [`ApplyTopologyDryRun`]: entries that differ, in kind order then map order
+/// (cluster-only entries after each kind's map entries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyPlan {
+    /// Entries that differ.
+    pub entries: Vec<TopologyPlanEntry>,
+    /// Entries present and equal on both sides.
+    pub unchanged: u32,
+}
+
+impl Rpc for ApplyTopologyDryRun {
+    const METHOD: Method = Method::ApplyTopologyDryRun;
+    /// A map that does not parse or validate is refused with
+    /// [`MdsError::InvalidTopology`] as [`ApplyTopology`] would.
+    type Reply = Result<TopologyPlan, MdsError>;
+}
+
+// --- volume access: owners and credentials ---
+
+/// A proof that the caller holds `principal`'s key (an owner, or [`crate::credential::ADMIN`]),
+/// made over a nonce from [`GetAuthNonce`] and the operation it accompanies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// Who proves: an owner name or `admin`.
+    pub principal: String,
+    /// The nonce the MDS issued (single use, short-lived).
+    pub nonce: Vec<u8>,
+    /// `ClientKey XOR HMAC(StoredKey, message)` (see [`crate::credential`]).
+    pub proof: Vec<u8>,
+}
+
+/// Ask the active MDS for a single-use nonce and `principal`'s salt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetAuthNonce {
+    /// Who will prove.
+    pub principal: String,
+}
+
+/// Answer to [`GetAuthNonce`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthNonce {
+    /// Fresh random bytes; valid for one request on this MDS for a short while.
+    pub nonce: Vec<u8>,
+    /// The principal's salt (empty when the MDS enforces nothing and does not know it).
+    pub salt: Vec<u8>,
+}
+
+impl Rpc for GetAuthNonce {
+    const METHOD: Method = Method::GetAuthNonce;
+    type Reply = Result<AuthNonce, MdsError>;
+}
+
+/// An owner as the MDS lists it (never its key or verifier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerInfo {
+    /// Name.
+    pub name: String,
+    /// Registration time, seconds since the epoch.
+    pub ctime: u64,
+    /// When the key was last set, seconds since the epoch.
+    pub key_time: u64,
+}
+
+/// Register an owner (admin only). The key is made by the caller; only its verifier
+/// travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateOwner {
+    /// Name (volume naming rules; `admin` is reserved).
+    pub name: String,
+    /// Salt and stored key of the owner's key.
+    pub verifier: Verifier,
+    /// The admin credential's proof.
+    pub auth: Option<Credential>,
+}
+
+impl Rpc for CreateOwner {
+    const METHOD: Method = Method::CreateOwner;
+    type Reply = Result<OwnerInfo, MdsError>;
+}
+
+/// Replace an owner's key (rotation; by the admin or the owner itself). The old key stops
+/// working at once; sessions already open stay open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetOwnerKey {
+    /// Name.
+    pub name: String,
+    /// The new key's verifier.
+    pub verifier: Verifier,
+    /// Proof by the admin or by the owner's current key.
+    pub auth: Option<Credential>,
+}
+
+impl Rpc for SetOwnerKey {
+    const METHOD: Method = Method::SetOwnerKey;
+    type Reply = Result<OwnerInfo, MdsError>;
+}
+
+/// Remove an owner (admin only; refused while it owns volumes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteOwner {
+    /// Name.
+    pub name: String,
+    /// The admin credential's proof.
+    pub auth: Option<Credential>,
+}
+
+impl Rpc for DeleteOwner {
+    const METHOD: Method = Method::DeleteOwner;
+    type Reply = Result<(), MdsError>;
+}
+
+/// List owners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOwners {}
+
+impl Rpc for ListOwners {
+    const METHOD: Method = Method::ListOwners;
+    type Reply = Result<Vec<OwnerInfo>, MdsError>;
+}
+
+#[cfg(test)]
+mod drain_pool_tests {
+    use super::*;
+    use crate::codec;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+        assert_eq!(codec::decode::<T>(&codec::encode(&v).unwrap()).unwrap(), v);
+    }
+
+    #[test]
+    fn drain_pool_and_plan_messages_round_trip() {
+        round_trip(DrainChunkServer {
+            id: ChunkServerId(4),
+            undo: true,
+        });
+        round_trip(vec![DrainStatus {
+            id: ChunkServerId(4),
+            state: DrainState::Draining,
+            copysets: 12,
+            leaders: 1,
+            blocked: 0,
+            operators: 1,
+        }]);
+        round_trip(vec![PoolSummary {
+            id: LogicalPoolId(2),
+            name: "cold".into(),
+            physical_pool: "p".into(),
+            replicas: 3,
+            copysets_per_chunkserver: 100,
+            scatter_width: 4,
+            copysets: 300,
+            used_bytes: 1 << 30,
+            total_bytes: 1 << 40,
+            usage_limit_percent: 85,
+        }]);
+        round_trip(TopologyPlan {
+            entries: vec![TopologyPlanEntry {
+                change: TopologyChange::Conflict,
+                kind: "server".into(),
+                name: "h1".into(),
+                id: 1,
+                field: Some(("zone".into(), "z1".into(), "z2".into())),
+            }],
+            unchanged: 3,
+        });
+    }
 }
 
 #[cfg(test)]

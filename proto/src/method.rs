@@ -73,6 +73,9 @@ methods! {
     ChangePeer = 110,
     /// Move leadership of a copyset to another peer.
     TransferLeader = 111,
+    /// Force the membership of a copyset that lost its majority (on one surviving
+    /// replica; unsafe, operator only).
+    ResetPeers = 120,
 
     // --- raft between chunkservers (200..299); the group id is in the frame ---
     /// openraft AppendEntries.
@@ -135,6 +138,26 @@ methods! {
     GetMdsLeader = 320,
     /// List copysets of a logical pool.
     ListCopysets = 321,
+    /// A single-use nonce for a volume-access proof (`mds::GetAuthNonce`).
+    GetAuthNonce = 350,
+    /// Register a volume owner (admin).
+    CreateOwner = 351,
+    /// Replace an owner's key.
+    SetOwnerKey = 352,
+    /// Remove a volume owner (admin).
+    DeleteOwner = 353,
+    /// List volume owners.
+    ListOwners = 354,
+    /// Mark a chunkserver draining (or back in service).
+    DrainChunkServer = 330,
+    /// Drain progress of every draining chunkserver.
+    ListDrains = 331,
+    /// List logical pools.
+    ListPools = 332,
+    /// What applying a cluster map would change, without changing anything.
+    ApplyTopologyDryRun = 333,
+    /// Purge deleted volumes from the recycle area (`mds::PurgeVolume`).
+    PurgeVolume = 360,
 }
 
 /// A request type and the reply type it gets.

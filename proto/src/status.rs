@@ -99,6 +99,10 @@ pub enum InvalidReason {
     Empty,
     /// Peer lists that are empty, duplicated or otherwise unusable.
     BadPeers,
+    /// A request id below what the copyset remembers of its client (a retry of a request
+    /// the client had already abandoned, or one evicted from a full dedupe table): it was
+    /// not applied now, and may or may not have been applied before.
+    StaleRequest,
 }
 
 /// Why an MDS request failed.
@@ -218,6 +222,89 @@ pub enum MdsError {
         /// Why.
         reason: OperatorRefusal,
     },
+    /// Opening, growing, renaming or deleting a volume (or creating one for an owner)
+    /// without that owner's key or the admin credential.
+    #[error("volume {volume:?}: permission denied: {reason}")]
+    VolumeAccessDenied {
+        /// The volume name asked for.
+        volume: String,
+        /// Why.
+        reason: AccessRefusal,
+    },
+    /// An owner operation without the admin credential (or, for a key rotation, the
+    /// owner's own key).
+    #[error("owner {owner:?}: permission denied: {reason}")]
+    OwnerAccessDenied {
+        /// The owner named.
+        owner: String,
+        /// Why.
+        reason: AccessRefusal,
+    },
+    /// No such owner registered.
+    #[error("owner {owner:?} not found")]
+    OwnerNotFound {
+        /// The name asked for.
+        owner: String,
+    },
+    /// An owner of that name is registered already (or the name is reserved).
+    #[error("owner {owner:?} exists")]
+    OwnerExists {
+        /// The name.
+        owner: String,
+    },
+    /// The owner still owns volumes.
+    #[error("owner {owner:?} still owns {volumes} volume(s)")]
+    OwnerHasVolumes {
+        /// The owner.
+        owner: String,
+        /// How many.
+        volumes: u64,
+    },
+    /// An owner name outside the naming rules, or a malformed verifier.
+    #[error("invalid owner {owner:?}: {reason}")]
+    InvalidOwner {
+        /// The name given.
+        owner: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A purge named a live volume: only deleted (recycled) volumes can be purged.
+    #[error("volume {volume} is live; delete it before purging")]
+    VolumeNotDeleted {
+        /// The live volume.
+        volume: VolumeId,
+    },
+    /// A purge could not delete every chunk of a recycled volume (chunkservers
+    /// unreachable); its records are kept and a later purge resumes it.
+    #[error("purge of volume {volume} incomplete: {failed} chunks not deleted")]
+    PurgeIncomplete {
+        /// The volume.
+        volume: VolumeId,
+        /// Chunks whose delete failed.
+        failed: u64,
+    },
+}
+
+/// Why a volume or owner operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AccessRefusal {
+    /// The request carried no credential.
+    #[error("no credential (set owner and key-file in the client config)")]
+    NoCredential,
+    /// The proof does not check: wrong key, unknown principal, or a proof made for
+    /// another operation.
+    #[error("bad credential (wrong key?)")]
+    BadProof,
+    /// The nonce is unknown to this MDS: expired, used already, or issued by another
+    /// MDS before a failover. A client gets a fresh nonce and retries.
+    #[error("unknown or expired nonce")]
+    UnknownNonce,
+    /// A valid credential of another owner.
+    #[error("the volume belongs to another owner")]
+    NotOwner,
+    /// A valid owner credential where only the admin may act.
+    #[error("admin credential required")]
+    AdminRequired,
 }
 
 /// Why an admin operator request was refused.

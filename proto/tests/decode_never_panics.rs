@@ -23,7 +23,7 @@ proptest! {
     #[test]
     fn write_chunk_round_trips(group: u64, chunk: u64, epoch: u64, offset: u32, len: u32, crc: u32) {
         use basalt_proto::ids::*;
-        let w = WriteChunk { group: GroupId(group), chunk: ChunkId(chunk), epoch: Epoch(epoch), offset, len, crc32c: crc };
+        let w = WriteChunk { group: GroupId(group), chunk: ChunkId(chunk), epoch: Epoch(epoch), offset, len, crc32c: crc, req: RequestId { client: chunk, seq: epoch, done_below: group } };
         prop_assert_eq!(codec::decode::<WriteChunk>(&codec::encode(&w).unwrap()).unwrap(), w);
     }
 }

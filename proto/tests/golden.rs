@@ -24,7 +24,7 @@ fn frame_header_bytes() {
     h.header_len = 12;
     h.payload_len = 4096;
     let golden =
-        unhex("42534c5401000100640000000c00000000100000080706050403020102000000010000000c26337d");
+        unhex("42534c5402000100640000000c00000000100000080706050403020102000000010000005157d83b");
     assert_eq!(h.encode().to_vec(), golden);
     assert_eq!(FrameHeader::decode(&golden, &Limits::DEFAULT).unwrap(), h);
 }
@@ -38,8 +38,14 @@ fn write_chunk_bytes() {
         offset: 8192,
         len: 4096,
         crc32c: 0xdeadbeef,
+        req: RequestId {
+            client: 0x0102_0304_0506_0708,
+            seq: 300,
+            done_below: 299,
+        },
     };
-    let golden = unhex("fd02000000010000004d03fb0020fb0010fcefbeadde");
+    let golden =
+        unhex("fd02000000010000004d03fb0020fb0010fcefbeaddefd0807060504030201fb2c01fb2b01");
     assert_eq!(codec::encode(&w).unwrap(), golden);
     assert_eq!(codec::decode::<WriteChunk>(&golden).unwrap(), w);
 }

@@ -7,29 +7,34 @@ use crate::cluster::wait::block_on;
 use crate::cluster::Liveness;
 use crate::DevCluster;
 use basalt_proto::chunk::GetLeader;
-use basalt_proto::hello::{Identity, Role};
 use basalt_proto::ids::{GroupId, LogicalPoolId, VolumeId, CHUNK_SIZE, SEGMENT_SIZE};
 use basalt_proto::mds::{CopysetInfo, GetCopysets, GetSegment, ListCopysets};
-use basalt_transport::{TcpTransport, TransportOptions};
+use basalt_transport::{ClusterSecret, TcpTransport};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long one probe call may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn transport() -> Option<TcpTransport> {
-    TcpTransport::new(TransportOptions::new(Identity {
-        role: Role::Cli,
-        chunkserver: None,
-        name: format!("testkit-faults-{}", std::process::id()),
-        cluster: String::new(),
-    }))
+/// A probe transport that authenticates with `secret` (the cluster's, see
+/// [`DevCluster::secret`]).
+fn transport(secret: Option<&ClusterSecret>) -> Option<TcpTransport> {
+    TcpTransport::new(crate::cluster::wait::probe_options(
+        "testkit-faults",
+        secret,
+    ))
     .ok()
 }
 
 /// The copyset holding byte `offset` of `volume`, from the MDS at `mds` (None when the
-/// segment is not allocated yet or the MDS does not answer).
-pub fn group_of(mds: SocketAddr, volume: VolumeId, offset: u64) -> Option<GroupId> {
+/// segment is not allocated yet or the MDS does not answer). `secret`: the cluster's.
+pub fn group_of(
+    mds: SocketAddr,
+    secret: Option<&ClusterSecret>,
+    volume: VolumeId,
+    offset: u64,
+) -> Option<GroupId> {
+    let secret = secret.cloned();
     let req = GetSegment {
         volume,
         session: String::new(),
@@ -37,7 +42,7 @@ pub fn group_of(mds: SocketAddr, volume: VolumeId, offset: u64) -> Option<GroupI
         allocate: false,
     };
     let seg = block_on(async move {
-        let t = transport()?;
+        let t = transport(secret.as_ref())?;
         tokio::time::timeout(PROBE_TIMEOUT, async {
             let conn = t.connect(mds).await.ok()?;
             match conn.call(&req, bytes::Bytes::new()).await {
@@ -55,9 +60,14 @@ pub fn group_of(mds: SocketAddr, volume: VolumeId, offset: u64) -> Option<GroupI
 }
 
 /// The leader of `group` as chunkserver `addr` knows it.
-fn leader_seen_by(addr: SocketAddr, group: GroupId) -> Option<SocketAddr> {
+fn leader_seen_by(
+    addr: SocketAddr,
+    secret: Option<&ClusterSecret>,
+    group: GroupId,
+) -> Option<SocketAddr> {
+    let secret = secret.cloned();
     block_on(async move {
-        let t = transport()?;
+        let t = transport(secret.as_ref())?;
         tokio::time::timeout(PROBE_TIMEOUT, async {
             let conn = t.connect(addr).await.ok()?;
             match conn.call(&GetLeader { group }, bytes::Bytes::new()).await {
@@ -87,7 +97,7 @@ pub fn leader_of(cluster: &DevCluster, group: GroupId) -> Option<String> {
     let running = running_chunkservers(cluster);
     let mut named = running
         .iter()
-        .filter_map(|(_, a)| leader_seen_by(*a, group));
+        .filter_map(|(_, a)| leader_seen_by(*a, cluster.secret(), group));
     let first = named.next()?;
     if named.any(|a| a != first) {
         return None;
@@ -121,8 +131,9 @@ pub fn settled_leader(
         PROGRESS_BOUND,
         Duration::from_millis(100),
         || {
-            let settled = crate::cluster::wait::active_mds(&mds)
-                .and_then(crate::cluster::wait::cluster_status)
+            let secret = cluster.secret();
+            let settled = crate::cluster::wait::active_mds(&mds, secret)
+                .and_then(|a| crate::cluster::wait::cluster_status(a, secret))
                 .is_some_and(|s| s.operators_pending == 0);
             if !settled {
                 return Ok(None);
@@ -137,10 +148,15 @@ pub fn settled_leader(
 }
 
 /// Every copyset of `pool` with its voters' addresses, from the MDS at `mds` (None when
-/// it does not answer).
-pub fn copysets_of(mds: SocketAddr, pool: LogicalPoolId) -> Option<Vec<CopysetInfo>> {
+/// it does not answer). `secret`: the cluster's.
+pub fn copysets_of(
+    mds: SocketAddr,
+    secret: Option<&ClusterSecret>,
+    pool: LogicalPoolId,
+) -> Option<Vec<CopysetInfo>> {
+    let secret = secret.cloned();
     block_on(async move {
-        let t = transport()?;
+        let t = transport(secret.as_ref())?;
         tokio::time::timeout(PROBE_TIMEOUT, async {
             let conn = t.connect(mds).await.ok()?;
             let groups = match conn.call(&ListCopysets { pool }, bytes::Bytes::new()).await {
@@ -211,7 +227,13 @@ impl FaultRun {
             "the workload's copyset from the MDS",
             PROGRESS_BOUND,
             Duration::from_millis(100),
-            || Ok(rig.cluster.active_mds().and_then(|m| group_of(m, id, 0))),
+            || {
+                let secret = rig.cluster.secret();
+                Ok(rig
+                    .cluster
+                    .active_mds()
+                    .and_then(|m| group_of(m, secret, id, 0)))
+            },
         )?;
         Ok(FaultRun {
             workload,

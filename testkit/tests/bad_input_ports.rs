@@ -1,7 +1,8 @@
 //! Garbage on every listening port of a real dev cluster (etcd, 3 MDS, 3 chunkservers) and
 //! of a `basalt-nbd` server exporting one of its volumes: random bytes, wrong magic,
 //! truncated frames, valid headers announcing oversized lengths, a wrong protocol version,
-//! bad requests after a good hello, stalled half-sent frames (slowloris) and bursts of
+//! a hello without the cluster secret's proof (refused before the requests pipelined
+//! behind it are served), stalled half-sent frames (slowloris) and bursts of
 //! connections — on the MDS and chunkserver service ports, the chunkservers' metrics HTTP
 //! ports and the NBD port. Afterwards every daemon is still running, still serves real
 //! requests (a new volume written and read back through the client; NBD write and read
@@ -13,14 +14,14 @@
 //! `$BASALT_BIN_DIR`, and `etcd` on `PATH`.
 
 use basalt_proto::codec;
-use basalt_proto::hello::{Features, Hello, HelloRefusal, HelloReply, Identity, Role};
+use basalt_proto::hello::{Features, Hello, HelloRefusal, HelloReply, Identity, Ping, Role};
 use basalt_proto::ids::{GroupId, SEGMENT_SIZE};
-use basalt_proto::method::RemoteError;
-use basalt_proto::{FrameFlags, FrameHeader, FrameKind, Limits, Method, FRAME_HEADER_LEN};
+use basalt_proto::{FrameHeader, FrameKind, Limits, Method, FRAME_HEADER_LEN};
 use basalt_testkit::cluster::plan::Kind;
-use basalt_testkit::cluster::Liveness;
+use basalt_testkit::cluster::{wait, Liveness};
 use basalt_testkit::rig::Rig;
 use basalt_testkit::workload::block::SplitMix;
+use basalt_transport::{ClusterSecret, TcpTransport};
 use bytes::Bytes;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -127,20 +128,15 @@ async fn read_frame(s: &mut TcpStream, what: &str) -> Res<(FrameHeader, Vec<u8>)
     Ok((h, rest))
 }
 
-/// The error frame answering a request that was not handled.
-async fn expect_remote_error(s: &mut TcpStream, corr: u64, what: &str) -> Res<RemoteError> {
-    let (h, head) = read_frame(s, what).await?;
-    if h.correlation_id != corr || !h.flags.contains(FrameFlags::ERROR) {
-        return Err(format!(
-            "{what}: expected an error reply to {corr}, got {h:?}"
-        ));
-    }
-    codec::decode(&head).map_err(|e| format!("{what}: undecodable error reply: {e}"))
-}
-
 /// Every attack on one Basalt service port (MDS or chunkserver). `bad_request_method` is
-/// a method the port serves, sent with an undecodable request.
-async fn attack_service(addr: SocketAddr, bad_request_method: Method, seed: u64) -> Res {
+/// a method the port serves, sent with an undecodable request; `secret` is the
+/// cluster's, which a well-formed hello without its proof lacks.
+async fn attack_service(
+    addr: SocketAddr,
+    bad_request_method: Method,
+    seed: u64,
+    secret: ClusterSecret,
+) -> Res {
     let mut rng = SplitMix(seed);
     let what = |w: &str| format!("{addr} {w}");
 
@@ -185,41 +181,65 @@ async fn attack_service(addr: SocketAddr, bad_request_method: Method, seed: u64)
     }
     expect_closed(&mut s, &what("wrong version")).await?;
 
-    // a good hello, then requests that cannot be served, then a corrupt frame
+    // a well-formed hello without the cluster secret's proof, with requests pipelined
+    // behind it (one unknown, one undecodable, one the port serves): the hello is refused
+    // and the connection closed before any request is served, not even answered with an
+    // error
+    let mut pipelined = hello(basalt_proto::PROTOCOL_VERSION);
+    pipelined.extend(frame(
+        basalt_proto::PROTOCOL_VERSION,
+        FrameKind::Request,
+        9999,
+        7,
+        b"?",
+    ));
+    pipelined.extend(frame(
+        basalt_proto::PROTOCOL_VERSION,
+        FrameKind::Request,
+        bad_request_method as u16,
+        8,
+        &[0xff; 9],
+    ));
+    pipelined.extend(frame(
+        basalt_proto::PROTOCOL_VERSION,
+        FrameKind::Request,
+        Method::Ping as u16,
+        9,
+        &codec::encode(&Ping { nonce: 9 }).expect("ping encodes"),
+    ));
     let mut s = connect(addr).await?;
-    send(&mut s, &hello(basalt_proto::PROTOCOL_VERSION)).await;
-    let (_, head) = read_frame(&mut s, &what("hello")).await?;
-    if !matches!(
-        codec::decode::<HelloReply>(&head),
-        Ok(HelloReply::Accepted { .. })
-    ) {
-        return Err(what("a valid hello was not accepted"));
+    send(&mut s, &pipelined).await;
+    let (h, head) = read_frame(&mut s, &what("unauthenticated hello")).await?;
+    if h.correlation_id != 0
+        || !matches!(
+            codec::decode::<HelloReply>(&head),
+            Ok(HelloReply::Refused(HelloRefusal::AuthFailed))
+        )
+    {
+        return Err(what(&format!(
+            "an unauthenticated hello was not refused: {h:?} {:?}",
+            codec::decode::<HelloReply>(&head)
+        )));
     }
-    send(&mut s, &frame(1, FrameKind::Request, 9999, 7, b"?")).await;
-    match expect_remote_error(&mut s, 7, &what("unknown method")).await? {
-        RemoteError::NoHandler { method: 9999 } => {}
-        e => return Err(what(&format!("unknown method answered {e:?}"))),
+    let after = expect_closed(&mut s, &what("unauthenticated hello")).await?;
+    if !after.is_empty() {
+        return Err(what(&format!(
+            "{} bytes sent after refusing the hello (a request was served)",
+            after.len()
+        )));
     }
-    let garbage_head = [0xff; 9];
-    send(
-        &mut s,
-        &frame(
-            1,
-            FrameKind::Request,
-            bad_request_method as u16,
-            8,
-            &garbage_head,
-        ),
-    )
-    .await;
-    match expect_remote_error(&mut s, 8, &what("bad request")).await? {
-        RemoteError::BadRequest { .. } => {}
-        e => return Err(what(&format!("undecodable request answered {e:?}"))),
-    }
-    let mut corrupt = frame(1, FrameKind::Request, Method::Ping as u16, 9, &[]);
-    corrupt[37] ^= 0x55; // checksum
-    send(&mut s, &corrupt).await;
-    expect_closed(&mut s, &what("corrupt frame after hello")).await?;
+
+    // the same port still serves a client holding the cluster secret
+    let t = TcpTransport::new(wait::probe_options("garbage-check", Some(&secret)))
+        .map_err(|e| what(&format!("transport: {e}")))?;
+    let conn = timeout(BOUND, t.connect(addr))
+        .await
+        .map_err(|_| what("authenticated connect timed out"))?
+        .map_err(|e| what(&format!("authenticated connect: {e}")))?;
+    timeout(BOUND, conn.ping())
+        .await
+        .map_err(|_| what("authenticated ping timed out"))?
+        .map_err(|e| what(&format!("authenticated ping: {e}")))?;
 
     // a burst of connections, each with garbage
     let mut burst = Vec::new();
@@ -561,6 +581,11 @@ fn start_nbd(client_config: &Path, volume: &str, log: PathBuf) -> NbdServer {
 fn every_port_survives_garbage_and_still_serves() {
     let rig = Rig::up(8).expect("cluster up");
     let client_config = rig.cluster.client_configs()[0].clone();
+    let secret = rig
+        .cluster
+        .secret()
+        .cloned()
+        .expect("the dev cluster authenticates");
     let status = rig.cluster.status();
     let mds: Vec<SocketAddr> = rig.cluster.mds_addrs().to_vec();
     let chunkservers: Vec<(String, SocketAddr)> = status
@@ -606,6 +631,7 @@ fn every_port_survives_garbage_and_still_serves() {
                 a,
                 Method::CreateVolume,
                 i as u64,
+                secret.clone(),
             )));
         }
         for (i, (_, a)) in chunkservers.iter().enumerate() {
@@ -613,6 +639,7 @@ fn every_port_survives_garbage_and_still_serves() {
                 *a,
                 Method::WriteChunk,
                 100 + i as u64,
+                secret.clone(),
             )));
         }
         for (i, &a) in metrics.iter().enumerate() {

@@ -40,22 +40,45 @@ fn dev_cluster_up_failover_and_down() {
     let client = &c.client_configs()[0];
     let file = basalt_client::ClientFile::load(Some(client)).unwrap();
     assert_eq!(file.mds, c.mds_addrs());
+    // ... and the cluster secret every connection authenticates with (0600).
+    let secret_file = c.secret_file().expect("the dev cluster authenticates");
+    assert_eq!(file.transport.auth_secret_file.as_ref(), Some(&secret_file));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", secret_file.display());
 
     // Every MDS answers GetMdsLeader, and they agree on one active.
     let active = c.active_mds().expect("an active MDS");
     for &a in c.mds_addrs() {
-        let r = wait::mds_leader(a).expect("MDS answers");
+        let r = wait::mds_leader(a, c.secret()).expect("MDS answers");
         assert_eq!(r.leader, Some(active), "{a} names the active MDS");
     }
 
     // Every chunkserver registered with the active MDS (by its server name in the map).
-    let st = wait::cluster_status(active).expect("cluster status from the active MDS");
+    let st = wait::cluster_status(active, c.secret()).expect("cluster status from the active MDS");
     assert_eq!(st.chunkservers_online, 3, "{st:?}");
     assert_eq!(st.active_mds, Some(active));
 
     // A state file is enough to find the cluster again (as a second CLI call does).
     let other = DevCluster::attach(c.state_dir()).unwrap();
     assert_eq!(other.status(), c.status());
+    assert_eq!(
+        other.secret(),
+        c.secret(),
+        "attach loads the cluster secret"
+    );
+    // ... and its probes authenticate with it (bounded: a probe may time out under load)
+    let found = wait::poll_until(
+        "the attached handle finds the active MDS",
+        BOUND,
+        Duration::from_millis(100),
+        || Ok(other.active_mds()),
+    )
+    .unwrap();
+    assert_eq!(found, active);
     drop(other); // attached handles do not stop anything
     assert_eq!(alive_pids(&c).len(), 7);
 
@@ -99,7 +122,7 @@ fn dev_cluster_up_failover_and_down() {
         "restarted MDS answers",
         BOUND,
         Duration::from_millis(100),
-        || Ok(wait::mds_leader(active)),
+        || Ok(wait::mds_leader(active, c.secret())),
     )
     .unwrap();
     assert!(!r.is_leader);

@@ -42,11 +42,12 @@ fn kill_two_chunkservers_that_share_no_copyset() {
 
     // The first write allocated the whole segment: every chunk has its copyset now.
     let mds = rig.cluster.active_mds().expect("an active MDS");
+    let secret = rig.cluster.secret();
     let group_a = poll_until(
         "the first chunk's copyset",
         PROGRESS_BOUND,
         Duration::from_millis(100),
-        || Ok(group_of(mds, id, 0)),
+        || Ok(group_of(mds, secret, id, 0)),
     )
     .unwrap();
     let leader_a = settled_leader(&rig.cluster, group_a).unwrap();
@@ -54,7 +55,7 @@ fn kill_two_chunkservers_that_share_no_copyset() {
         "the pool's copysets",
         PROGRESS_BOUND,
         Duration::from_millis(100),
-        || Ok(copysets_of(mds, group_a.pool())),
+        || Ok(copysets_of(mds, secret, group_a.pool())),
     )
     .unwrap();
     let addr_of = |cs: ChunkServerId| {
@@ -86,7 +87,7 @@ fn kill_two_chunkservers_that_share_no_copyset() {
 
     // The second workload's chunk: in a copyset holding one of them, one they lead first.
     let groups: Vec<(u64, GroupId)> = (1..SEGMENT_SIZE / CHUNK_SIZE)
-        .filter_map(|c| group_of(mds, id, c * CHUNK_SIZE).map(|g| (c, g)))
+        .filter_map(|c| group_of(mds, secret, id, c * CHUNK_SIZE).map(|g| (c, g)))
         .filter(|(_, g)| *g != group_a)
         .collect();
     let info = |g: GroupId| map.iter().find(|c| c.group == g);

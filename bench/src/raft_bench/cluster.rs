@@ -295,6 +295,7 @@ impl Cluster {
             offset,
             len: data.len() as u32,
             crc32c: crc32c::crc32c(&data),
+            req: basalt_proto::chunk::RequestId::NONE,
         };
         let deadline = Instant::now() + WRITE_WAIT;
         loop {

@@ -231,6 +231,7 @@ async fn measure_backend(
             offset: 0,
             len: size as u32,
             crc32c: 0,
+            req: basalt_proto::chunk::RequestId::NONE,
         };
         let run = throughput_async(timing, &label, settings.depth, move || {
             let call = conn.call(&req, payload.clone());

@@ -6,11 +6,13 @@
 //! - [`run_loop`]: the closed-loop I/O tasks and the prefill,
 //! - [`cluster_cpu`]: CPU time of every cluster process,
 //! - the deep random-read disk baseline comes from [`crate::baseline::disk_qd`],
-//! - [`targets`]: the issue-5/7 target ratios.
+//! - [`targets`]: the issue-5/7 target ratios,
+//! - [`breakdown`]: server-side stage means from the chunkservers' metrics (`--breakdown`).
 //!
 //! Reads of never-written chunks return zeros without a round trip, so the region every
 //! case works in is written first (sequential 1 MiB writes) whenever a case reads.
 
+pub mod breakdown;
 pub mod case;
 pub mod cluster_cpu;
 pub mod run_loop;
@@ -23,7 +25,7 @@ use crate::error::BenchError;
 use crate::progress::Progress;
 use crate::report::{Kind, Measurement};
 use crate::runner::Timing;
-use crate::transport_bench::Skipped;
+use crate::transport_bench::{Skipped, TransportSettings};
 use crate::units::fmt_size;
 use basalt_client::config_file::parse_addrs;
 use basalt_client::{ClientError, ClientFile, OpenOptions};
@@ -33,6 +35,7 @@ use case::Case;
 use cluster_cpu::Processes;
 use run_loop::{Data, Vol};
 use serde::Serialize;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +79,16 @@ pub struct VolumeSettings {
     pub raw_qd: usize,
     /// Skip the baselines.
     pub no_baselines: bool,
+    /// Read the chunkservers' metrics around each case and say where the time goes.
+    pub breakdown: bool,
+}
+
+/// Name of the in-process Basalt RPC 4 KiB round trip measured for `--breakdown`.
+pub fn rpc_floor_name() -> String {
+    format!(
+        "rpc/tcp/ping-pong/{}",
+        fmt_size(targets::RTT_SIZE).replace(' ', "")
+    )
 }
 
 fn client_err(op: &'static str) -> impl FnOnce(ClientError) -> BenchError {
@@ -116,7 +129,37 @@ pub async fn run(
             Ok(m) => out.push(m),
             Err(e) => skipped.baselines.push(format!("disk QD{}: {e}", s.raw_qd)),
         }
+        if s.breakdown {
+            // Basalt's own RPC floor: a 4 KiB echo round trip, both ends in this process.
+            let rpc = TransportSettings {
+                latency_sizes: vec![targets::RTT_SIZE],
+                stream_sizes: Vec::new(),
+                depth: 1,
+                ucx_tls: Vec::new(),
+                ucx_spin_us: 0,
+                baselines: false,
+            };
+            out.extend(crate::transport_bench::run(&rpc, timing, skipped).await?);
+        }
     }
+
+    // The chunkservers' metrics endpoints (`--breakdown`).
+    let endpoints = match (&state_dir, s.breakdown) {
+        (_, false) => None,
+        (Some(d), true) => match breakdown::endpoints(d) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                skipped.baselines.push(format!("breakdown: {e}"));
+                None
+            }
+        },
+        (None, true) => {
+            skipped.baselines.push(
+                "breakdown: no dev cluster state dir found (--state-dir): no server figures".into(),
+            );
+            None
+        }
+    };
 
     // Whose CPU time counts.
     let mut pids = s.pids.clone();
@@ -187,7 +230,14 @@ pub async fn run(
     }
 
     for case in &s.cases {
-        match run_case(&vol, *case, &data, region, s, &procs, timing, prefilled).await {
+        let env = CaseEnv {
+            region,
+            procs: &procs,
+            endpoints: endpoints.as_deref(),
+            timing,
+            prefilled,
+        };
+        match run_case(&vol, *case, &data, s, &env, skipped).await {
             Ok(m) => out.push(m),
             Err(e) => skipped.backends.push(format!("{}: {e}", case.name())),
         }
@@ -200,17 +250,39 @@ pub async fn run(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every case shares.
+struct CaseEnv<'a> {
+    region: u64,
+    procs: &'a Processes,
+    endpoints: Option<&'a [SocketAddr]>,
+    timing: Timing,
+    prefilled: bool,
+}
+
+/// The operation whose server figures a case's breakdown reads (mixed cases: none).
+fn breakdown_op(p: case::Pattern) -> Option<&'static str> {
+    match p {
+        case::Pattern::Randread | case::Pattern::Read => Some("read"),
+        case::Pattern::Randwrite | case::Pattern::Write => Some("write"),
+        case::Pattern::Randrw => None,
+    }
+}
+
 async fn run_case(
     vol: &Vol,
     case: Case,
     data: &Data,
-    region: u64,
     s: &VolumeSettings,
-    procs: &Processes,
-    timing: Timing,
-    prefilled: bool,
+    env: &CaseEnv<'_>,
+    skipped: &mut Skipped,
 ) -> Result<Measurement, BenchError> {
+    let CaseEnv {
+        region,
+        procs,
+        timing,
+        prefilled,
+        ..
+    } = *env;
     let data = match data {
         Data::Fixed(b) => Data::Fixed(b.slice(..case.bs as usize)),
         Data::Verify => Data::Verify,
@@ -222,12 +294,29 @@ async fn run_case(
         timing.quiet,
     );
     run_loop::pass(vol, &wl, &data, Instant::now() + timing.warmup).await?;
+    // Server metrics around the measured pass only (a scrape takes milliseconds; it
+    // happens outside the interval).
+    let scrape = |what: &str, skipped: &mut Skipped| {
+        let addrs = env.endpoints?;
+        breakdown::snapshot(addrs)
+            .map_err(|e| {
+                skipped
+                    .baselines
+                    .push(format!("breakdown of {} ({what}): {e}", case.name()))
+            })
+            .ok()
+    };
+    let metrics0 = scrape("before", skipped);
     let own0 = CpuTimes::of_self().ok();
     let cluster0 = procs.sample();
     let start = Instant::now();
     let pass = run_loop::pass(vol, &wl, &data, start + timing.duration).await?;
     let elapsed = start.elapsed();
     let cluster = Processes::since(&cluster0, &procs.sample());
+    let metrics1 = match metrics0 {
+        Some(_) => scrape("after", skipped),
+        None => None,
+    };
     let own = match (CpuTimes::of_self().ok(), own0) {
         (Some(now), Some(then)) => Some(now.since(&then).own),
         _ => None,
@@ -264,8 +353,42 @@ async fn run_case(
         note.push_str("; every read verified");
     }
     m.note = Some(note);
+    if let (Some(before), Some(after), Some(op)) =
+        (&metrics0, &metrics1, breakdown_op(case.pattern))
+    {
+        m.extra.extend(breakdown::server_figures(before, after, op));
+    }
     progress.finish(&m.short());
     Ok(m)
+}
+
+/// Print where each case's time goes (cases measured with `--breakdown` only).
+pub fn print_breakdown(all: &[Measurement], cases: &[Case]) {
+    let floors = breakdown::Floors::find(
+        all,
+        targets::DISK_READ,
+        targets::DISK_WRITE,
+        &crate::baseline::tcp::ping_pong_name(targets::RTT_SIZE),
+        &rpc_floor_name(),
+    );
+    let mut out = Vec::new();
+    for case in cases {
+        let (Some(op), Some(m)) = (
+            breakdown_op(case.pattern),
+            all.iter().find(|m| m.name == case.name()),
+        ) else {
+            continue;
+        };
+        out.extend(breakdown::lines(m, op, &floors));
+    }
+    if !out.is_empty() {
+        println!(
+            "where the time goes (chunkserver figures: their /metrics around each measured pass):"
+        );
+        for l in out {
+            println!("{l}");
+        }
+    }
 }
 
 /// Print the target ratios of the volume cases (nothing when none applies).

@@ -16,14 +16,38 @@
 //!   to it (openraft's transfer-leader path, which voters grant despite the lease).
 //!
 //! A hung (SIGSTOPped) or partitioned leader still accepts or times out dials, never
-//! refuses them: those cases, and any doubt, are left to the election timeout. If the
-//! successor's log is behind the other survivor's, its campaign is refused and the normal
-//! election follows; safety never depends on this path, only the speed of failover.
+//! refuses them. If the successor's log is behind the other survivor's, its campaign is
+//! refused and the normal election follows; safety never depends on this path, only the
+//! speed of failover.
 //!
-//! [`watched_leaders`] and [`handoffs`] are the pure decisions; the registry runs the loop.
+//! A *silent* leader (hung, partitioned) is handled by a nudge instead: a voter that has
+//! heard nothing from its leader (no append, no heartbeat) for longer than the leader's
+//! lease (the election timeout maximum) plus one heartbeat interval starts a pre-vote at
+//! once ([`leader_silent`]). openraft followers refuse to pre-vote while that lease runs
+//! and their randomized election timer fires only later, so without the nudge a hung
+//! leader is replaced up to one more election timeout after its lease ran out. The nudge
+//! cannot disturb a live leader: pre-vote changes no term, and a voter that still hears
+//! the leader, or whose own lease is still valid, refuses it.
+//!
+//! [`watched_leaders`], [`handoffs`] and [`leader_silent`] are the pure decisions; the
+//! registry runs the loop.
 
 use basalt_proto::ids::GroupId;
 use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Whether a replica should start a pre-vote now: it is a voter following a leader that
+/// has sent it nothing for longer than `lease` plus `slack`. `silent_for`: time since the
+/// leader's last append or heartbeat reached this replica (None: none since it started,
+/// left to the election timer).
+pub fn leader_silent(
+    voting_follower: bool,
+    silent_for: Option<Duration>,
+    lease: Duration,
+    slack: Duration,
+) -> bool {
+    voting_follower && silent_for.is_some_and(|s| s > lease + slack)
+}
 
 /// What the watch needs to know about one local replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +96,19 @@ pub fn handoffs(local: u64, dead: u64, views: &[GroupView]) -> Vec<Handoff> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_voting_follower_past_the_lease_is_nudged() {
+        let ms = Duration::from_millis;
+        let (lease, slack) = (ms(2000), ms(100));
+        assert!(leader_silent(true, Some(ms(2101)), lease, slack));
+        assert!(!leader_silent(true, Some(ms(2100)), lease, slack));
+        assert!(!leader_silent(true, Some(ms(50)), lease, slack));
+        // Never heard from a leader since start: the election timer decides.
+        assert!(!leader_silent(true, None, lease, slack));
+        // Leaders, candidates and learners are never nudged.
+        assert!(!leader_silent(false, Some(ms(10_000)), lease, slack));
+    }
 
     fn view(g: u64, leader: Option<u64>, voters: &[u64]) -> GroupView {
         GroupView {

@@ -8,6 +8,7 @@
 //! (reads wait for the leader's read index, so nothing stale is served).
 
 use crate::copyset::codec;
+use crate::copyset::sessions::Sessions;
 use crate::copyset::types::alias::{Entry, LogId, SnapshotMeta, Vote};
 use crate::copyset::types::CopysetTypes;
 use crate::error::ChunkServerError;
@@ -38,6 +39,9 @@ pub struct PurgeRecord {
     pub purged: Option<LogId>,
     /// The last snapshot built or installed (chunks synced up to it).
     pub snapshot: Option<SnapshotMeta>,
+    /// The state machine's dedupe table at that snapshot (in the same record, so a crash
+    /// never leaves one without the other).
+    pub sessions: Sessions,
 }
 
 /// The per-group durable record shared by the log store and the state machine.
@@ -73,6 +77,12 @@ impl GroupMeta {
         self.record.lock().snapshot.clone()
     }
 
+    /// Meta of the last snapshot with the dedupe table recorded with it.
+    pub fn snapshot_with_sessions(&self) -> Option<(SnapshotMeta, Sessions)> {
+        let rec = self.record.lock();
+        rec.snapshot.clone().map(|m| (m, rec.sessions.clone()))
+    }
+
     fn update(&self, f: impl FnOnce(&mut PurgeRecord)) -> io::Result<()> {
         let mut rec = self.record.lock();
         let mut next = rec.clone();
@@ -93,7 +103,7 @@ impl GroupMeta {
     /// Durably record a snapshot (its chunks are synced). An older snapshot than the one
     /// recorded is ignored: a build that started before a newer snapshot was installed
     /// must not move the restart point back behind the purged log.
-    pub fn set_snapshot(&self, meta: SnapshotMeta) -> io::Result<()> {
+    pub fn set_snapshot(&self, meta: SnapshotMeta, sessions: Sessions) -> io::Result<()> {
         let current = self
             .record
             .lock()
@@ -103,7 +113,10 @@ impl GroupMeta {
         if meta.last_log_id <= current {
             return Ok(());
         }
-        self.update(|r| r.snapshot = Some(meta))
+        self.update(|r| {
+            r.snapshot = Some(meta);
+            r.sessions = sessions;
+        })
     }
 }
 
@@ -290,6 +303,7 @@ mod tests {
             log_id: log_id(term, index),
             payload: EntryPayload::Normal(ChunkOp::Delete {
                 chunk: ChunkId(index),
+                req: basalt_proto::chunk::RequestId::NONE,
             }),
         }
     }
@@ -357,8 +371,8 @@ mod tests {
             last_log_id: Some(log_id(1, i)),
             last_membership: Default::default(),
         };
-        meta.set_snapshot(snap(50)).unwrap();
-        meta.set_snapshot(snap(20)).unwrap();
+        meta.set_snapshot(snap(50), Sessions::default()).unwrap();
+        meta.set_snapshot(snap(20), Sessions::default()).unwrap();
         meta.set_purged(log_id(1, 40)).unwrap();
         let reloaded = GroupMeta::load(log, g).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@
 //! [`Lane`] so an implementation can keep them off the data connection's queue.
 
 use crate::copyset::codec;
+use crate::copyset::sessions::Sessions;
 use crate::copyset::types::alias::{SnapshotMeta, Vote};
 use crate::copyset::types::{ChunkOp, CopysetTypes as C};
 use crate::error::ChunkServerError;
@@ -95,6 +96,8 @@ pub struct SnapshotOffer {
     pub chunks: Vec<ChunkId>,
     /// The chunkserver to pull the chunks from (the leader).
     pub source: PeerAddr,
+    /// The state machine's dedupe table at the snapshot.
+    pub sessions: Sessions,
 }
 
 /// A request for part of a chunk during snapshot install.
@@ -210,6 +213,8 @@ pub struct SnapshotData {
     pub source: Option<PeerAddr>,
     /// Chunks of the group.
     pub chunks: Vec<ChunkId>,
+    /// The state machine's dedupe table at the snapshot.
+    pub sessions: Sessions,
 }
 
 /// openraft's client side for all copysets of a process (`openraft_multi::GroupRouter`).
@@ -392,6 +397,7 @@ impl GroupRouter<C, GroupId> for Router {
             meta: snapshot.meta,
             chunks: snapshot.snapshot.chunks,
             source: self.local,
+            sessions: snapshot.snapshot.sessions,
         };
         let send = self.on_lane(Lane::Snapshot).rpc(
             target,
@@ -472,6 +478,7 @@ mod tests {
                 chunk: ChunkId(1),
                 offset: 0,
                 data: Bytes::from(vec![0u8; len]),
+                req: basalt_proto::chunk::RequestId::NONE,
             }),
         }
     }

@@ -13,19 +13,24 @@ use crate::copyset::network::{
     encode_piece, ChunkFetcher, ChunkPieceRequest, CopysetNetwork, RaftMsgKind, RaftNet, Router,
     SnapshotData, SnapshotOffer,
 };
+use crate::copyset::reset::{self, LeaderView};
 use crate::copyset::state_machine::CopysetSm;
-use crate::copyset::types::{node_id, ChunkOp, CopysetTypes as C};
+use crate::copyset::types::{node_id, ChunkOp, ChunkOpResult, CopysetTypes as C};
 use crate::disk_fence::DiskFence;
 use crate::error::ChunkServerError;
 use crate::group_log::GroupLog;
-use basalt_proto::chunk::{ConfChangeOk, CopysetStatusOk, LeaderInfo, RaftRole, WriteChunkOk};
+use basalt_proto::chunk::{
+    ConfChangeOk, CopysetStatusOk, LeaderInfo, RaftRole, RequestId, ResetPeersError, WriteChunkOk,
+};
 use basalt_proto::ids::{ChunkId, ChunkServerId, Epoch, GroupId};
 use basalt_proto::raft::RaftError as WireRaftError;
 use basalt_proto::status::{ChunkError, InvalidReason, PeerAddr};
 use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
-use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest,
+};
 use openraft::type_config::alias::SnapshotOf;
 use openraft::{ChangeMembers, Raft, RaftMetrics, ReadPolicy, ServerState};
 use parking_lot::RwLock;
@@ -39,6 +44,9 @@ pub struct Copyset {
     raft: Raft<C, CopysetSm>,
     /// Held during a membership change, so a second one is refused instead of queued.
     conf_change: tokio::sync::Mutex<()>,
+    /// When a leader's append or heartbeat was last accepted here (a follower's evidence
+    /// that its leader is alive; see [`reset::live_leader`]).
+    leader_contact: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
 impl Copyset {
@@ -116,6 +124,7 @@ async fn run_leader_watch(inner: std::sync::Weak<Inner>) {
     let mut watching: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut tick = tokio::time::interval(LEADER_WATCH_SCAN);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_scan = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -128,6 +137,13 @@ async fn run_leader_watch(inner: std::sync::Weak<Inner>) {
         }
         let Some(inner) = inner.upgrade() else { break };
         let me = Copysets { inner };
+        // A scan long overdue means this process itself was stalled (stopped, starved):
+        // the silence it measured is its own, not its leaders'. Nudge from the next scan.
+        let stalled = last_scan.elapsed() > 4 * LEADER_WATCH_SCAN;
+        last_scan = std::time::Instant::now();
+        if !stalled {
+            me.nudge_silent_groups().await;
+        }
         let local = node_id(me.inner.local.id);
         let views = me.group_views();
         let leaders = leader_watch::watched_leaders(
@@ -379,6 +395,35 @@ impl Copysets {
             .collect()
     }
 
+    /// Start a pre-vote in every group whose leader has been silent past its lease (see
+    /// [`leader_watch::leader_silent`]): a hung leader is replaced about one lease after
+    /// it went silent instead of up to an election timeout later.
+    async fn nudge_silent_groups(&self) {
+        if self.fenced().is_some() {
+            return;
+        }
+        let lease = Duration::from_millis(self.inner.config.election_timeout_max_ms);
+        let slack = Duration::from_millis(self.inner.config.heartbeat_interval_ms);
+        let groups: Vec<Arc<Copyset>> = self.inner.groups.read().values().cloned().collect();
+        for cs in groups {
+            let silent_for = cs.leader_contact.lock().map(|t| t.elapsed());
+            let m = cs.metrics();
+            let voting_follower = m.state == ServerState::Follower
+                && m.current_leader.is_some_and(|l| l != m.id)
+                && m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == m.id);
+            if !leader_watch::leader_silent(voting_follower, silent_for, lease, slack) {
+                continue;
+            }
+            tracing::info!(group = %cs.group, ?silent_for, "leader silent past its lease: starting a pre-vote");
+            if let Err(e) = cs.raft.trigger().elect(true).await {
+                tracing::warn!(group = %cs.group, error = %e, "pre-vote trigger failed");
+            }
+        }
+    }
+
     /// Chunkserver `dead`'s process is gone: hand each group it led over to the agreed
     /// successor (see [`crate::copyset::leader_watch`]).
     async fn leader_gone(&self, dead: u64) {
@@ -447,6 +492,7 @@ impl Copysets {
             group,
             raft,
             conf_change: tokio::sync::Mutex::new(()),
+            leader_contact: parking_lot::Mutex::new(None),
         }))
     }
 
@@ -569,6 +615,11 @@ impl Copysets {
     async fn propose(&self, group: GroupId, op: ChunkOp) -> Result<WriteChunkOk, ChunkError> {
         let cs = self.lookup(group)?;
         match cs.raft.client_write(op).await {
+            // Not applied: the client had abandoned the request (or the dedupe table
+            // forgot it), so it may not be acknowledged.
+            Ok(resp) if resp.data == ChunkOpResult::Stale => Err(ChunkError::InvalidRequest {
+                reason: InvalidReason::StaleRequest,
+            }),
             Ok(resp) => Ok(WriteChunkOk {
                 index: resp.log_id.index,
             }),
@@ -576,15 +627,31 @@ impl Copysets {
         }
     }
 
-    /// Replicate a write; answers once it is committed and applied here (the leader).
-    /// A write that would create a chunk when the chunk pool is exhausted is refused with
-    /// `NoSpace` before anything is proposed (see [`ChunkStore::reserve_chunk`]).
+    /// Replicate a write that carries no request id (never deduplicated: a retry is
+    /// applied again). Clients use [`Copysets::write_with_id`].
     pub async fn write(
         &self,
         group: GroupId,
         chunk: ChunkId,
         offset: u64,
         data: Bytes,
+    ) -> Result<WriteChunkOk, ChunkError> {
+        self.write_with_id(group, chunk, offset, data, RequestId::NONE)
+            .await
+    }
+
+    /// Replicate the client write `req`; answers once it is committed and applied here
+    /// (the leader). Applied at most once per id: a retry whose earlier attempt was
+    /// applied answers success without writing again.
+    /// A write that would create a chunk when the chunk pool is exhausted is refused with
+    /// `NoSpace` before anything is proposed (see [`ChunkStore::reserve_chunk`]).
+    pub async fn write_with_id(
+        &self,
+        group: GroupId,
+        chunk: ChunkId,
+        offset: u64,
+        data: Bytes,
+        req: RequestId,
     ) -> Result<WriteChunkOk, ChunkError> {
         let cs = self.lookup(group)?;
         let state = cs.raft.metrics().borrow_watched().state;
@@ -603,14 +670,26 @@ impl Copysets {
                 chunk,
                 offset,
                 data,
+                req,
             },
         )
         .await
     }
 
-    /// Replicate a chunk delete.
+    /// Replicate a chunk delete that carries no request id (never deduplicated).
     pub async fn delete_chunk(&self, group: GroupId, chunk: ChunkId) -> Result<(), ChunkError> {
-        self.propose(group, ChunkOp::Delete { chunk })
+        self.delete_chunk_with_id(group, chunk, RequestId::NONE)
+            .await
+    }
+
+    /// Replicate the client's chunk delete `req` (applied at most once per id).
+    pub async fn delete_chunk_with_id(
+        &self,
+        group: GroupId,
+        chunk: ChunkId,
+        req: RequestId,
+    ) -> Result<(), ChunkError> {
+        self.propose(group, ChunkOp::Delete { chunk, req })
             .await
             .map(|_| ())
     }
@@ -844,6 +923,112 @@ impl Copysets {
             .await
     }
 
+    /// Force the voters of `group` on this replica to `peers` (the copyset lost its
+    /// majority for good; see [`reset`]). Refused while a leader is alive unless
+    /// `ignore_leader`. Stops the raft node, rewrites its vote and log, starts it again and
+    /// makes it campaign; when it is the only voter, waits (within the election bound)
+    /// until it leads. Returns the new epoch.
+    pub async fn reset_peers(
+        &self,
+        group: GroupId,
+        peers: &[ChunkServerId],
+        ignore_leader: bool,
+    ) -> Result<ConfChangeOk, ResetPeersError> {
+        let _life = self.inner.lifecycle.lock().await;
+        let cs = self.lookup(group)?;
+        let _conf = cs
+            .conf_change
+            .try_lock()
+            .map_err(|_| ChunkError::ConfChangeInProgress { group })?;
+        let m = cs.metrics();
+        let local = self.inner.local.id;
+        let mem = m.membership_config.membership();
+        let known: BTreeMap<u64, PeerAddr> = mem.nodes().map(|(id, n)| (*id, *n)).collect();
+        let voters = reset::check_peers(group, local, peers, &known)?;
+        if m.last_log_index.is_none() {
+            return Err(ResetPeersError::NotInitialized { group });
+        }
+        let view = LeaderView {
+            local: node_id(local),
+            state: m.state,
+            leader: m.current_leader,
+            since_quorum_ack: m
+                .last_quorum_acked
+                .as_ref()
+                .map(|t| openraft::Instant::elapsed(&**t)),
+            since_leader_contact: cs.leader_contact.lock().map(|t| t.elapsed()),
+        };
+        if let Some(leader) = reset::live_leader(&view, self.inner.config.election_bound()) {
+            let leader = ChunkServerId(u32::try_from(leader).unwrap_or(u32::MAX));
+            if !ignore_leader {
+                return Err(ResetPeersError::LeaderAlive { group, leader });
+            }
+            tracing::warn!(%group, %leader, "resetting peers although the leader looks alive (ignore-leader)");
+        }
+        let old: Vec<u64> = mem.voter_ids().collect();
+        let new: Vec<u64> = voters.keys().copied().collect();
+        tracing::warn!(
+            %group, ?old, ?new, term = m.current_term, last_index = ?m.last_log_index,
+            "forcing copyset membership: writes only the lost replicas had are gone"
+        );
+        if let Err(e) = cs.raft.shutdown().await {
+            tracing::debug!(%group, error = %e, "raft already stopped");
+        }
+        self.inner.groups.write().remove(&group);
+        let written = self.write_reset(group, &voters).await;
+        // Start the replica again whatever happened: with the forced membership, or as it
+        // was if nothing was written.
+        let restarted = match self.start(group).await {
+            Ok(cs) => cs,
+            Err(e) => {
+                tracing::error!(%group, error = %e, "copyset restart after reset failed");
+                return Err(chunk_error(e).into());
+            }
+        };
+        self.inner.groups.write().insert(group, restarted.clone());
+        let plan = written?;
+        if let Err(e) = restarted.raft.trigger().elect(false).await {
+            tracing::warn!(%group, error = %e, "campaign after reset not started");
+        }
+        if voters.len() == 1 {
+            let led = restarted
+                .raft
+                .wait(Some(self.inner.config.election_bound()))
+                .state(ServerState::Leader, "reset replica leads")
+                .await;
+            if let Err(e) = led {
+                tracing::warn!(%group, error = %e, "reset replica does not lead yet");
+            }
+        }
+        tracing::warn!(%group, epoch = %plan.epoch(), ?new, "copyset membership forced");
+        Ok(ConfChangeOk {
+            epoch: plan.epoch(),
+        })
+    }
+
+    /// Read the stopped replica's vote and last log id, plan the reset and write it.
+    async fn write_reset(
+        &self,
+        group: GroupId,
+        voters: &BTreeMap<u64, PeerAddr>,
+    ) -> Result<reset::ResetPlan, ResetPeersError> {
+        use openraft::storage::{RaftLogReader, RaftLogStorage};
+        let i = &self.inner;
+        let storage = |e: std::io::Error| {
+            tracing::error!(%group, error = %e, "reading the replica's raft state failed");
+            ResetPeersError::Chunk(ChunkError::Unavailable)
+        };
+        let meta = GroupMeta::load(i.log.clone(), group).map_err(chunk_error)?;
+        let mut store = GroupLogStore::new(i.log.clone(), group, meta);
+        let vote = store.read_vote().await.map_err(storage)?;
+        let last = store.get_log_state().await.map_err(storage)?.last_log_id;
+        let plan = reset::plan(group, node_id(i.local.id), vote, last, voters)?;
+        reset::write(&*i.log, group, &plan)
+            .await
+            .map_err(chunk_error)?;
+        Ok(plan)
+    }
+
     /// Move leadership to `to`; returns once `to` leads (or the election bound passed).
     pub async fn transfer_leader(
         &self,
@@ -913,6 +1098,9 @@ impl Copysets {
             RaftMsgKind::Append => {
                 let req: AppendEntriesRequest<C> = codec::decode(body).map_err(bad)?;
                 let resp = cs.raft.append_entries(req).await.map_err(|e| fatal(&e))?;
+                if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
+                    *cs.leader_contact.lock() = Some(std::time::Instant::now());
+                }
                 codec::encode(&resp).map(Bytes::from).map_err(bad)
             }
             RaftMsgKind::Vote => {
@@ -941,6 +1129,7 @@ impl Copysets {
                     snapshot: SnapshotData {
                         source: Some(offer.source),
                         chunks: offer.chunks,
+                        sessions: offer.sessions,
                     },
                 };
                 let resp = cs

@@ -1,6 +1,7 @@
 //! The openraft type configuration of a copyset: node ids, node addresses, the chunk
 //! operation carried in log entries and its result.
 
+use basalt_proto::chunk::RequestId;
 use basalt_proto::ids::ChunkId;
 use basalt_proto::status::PeerAddr;
 use bytes::Bytes;
@@ -29,12 +30,25 @@ pub enum ChunkOp {
         /// The bytes; shared, never copied on the way to the chunk store.
         #[serde(with = "bytes_serde")]
         data: Bytes,
+        /// The client request (deduplicated by the state machine).
+        req: RequestId,
     },
     /// Delete `chunk`.
     Delete {
         /// The chunk.
         chunk: ChunkId,
+        /// The client request (deduplicated by the state machine).
+        req: RequestId,
     },
+}
+
+impl ChunkOp {
+    /// The id of the client request the operation carries.
+    pub fn request_id(&self) -> RequestId {
+        match self {
+            ChunkOp::Write { req, .. } | ChunkOp::Delete { req, .. } => *req,
+        }
+    }
 }
 
 impl fmt::Display for ChunkOp {
@@ -44,8 +58,9 @@ impl fmt::Display for ChunkOp {
                 chunk,
                 offset,
                 data,
+                ..
             } => write!(f, "write {chunk}@{offset}+{}", data.len()),
-            ChunkOp::Delete { chunk } => write!(f, "delete {chunk}"),
+            ChunkOp::Delete { chunk, .. } => write!(f, "delete {chunk}"),
         }
     }
 }
@@ -59,6 +74,9 @@ pub enum ChunkOpResult {
     Deleted,
     /// A blank or membership entry was applied.
     Noop,
+    /// Not applied: the request's id is below what the copyset remembers of its client
+    /// (see [`crate::copyset::sessions`]).
+    Stale,
 }
 
 /// Serialize [`Bytes`] as a byte string (one `memcpy` out, one allocation in) instead of
@@ -121,10 +139,15 @@ mod tests {
             chunk: ChunkId(9),
             offset: 4096,
             data: Bytes::from(vec![7u8; 1000]),
+            req: RequestId {
+                client: 3,
+                seq: 4,
+                done_below: 2,
+            },
         };
         let enc = crate::copyset::codec::encode(&op).unwrap();
         // The data is a length-prefixed byte string, not 1000 varints.
-        assert!(enc.len() < 1010, "{}", enc.len());
+        assert!(enc.len() < 1024, "{}", enc.len());
         let back: ChunkOp = crate::copyset::codec::decode(&enc).unwrap();
         assert_eq!(back, op);
     }

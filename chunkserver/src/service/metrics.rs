@@ -42,11 +42,13 @@ pub enum Op {
     ChangePeer,
     /// TransferLeader.
     TransferLeader,
+    /// ResetPeers.
+    ResetPeers,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 13] = [
         Op::Write,
         Op::Read,
         Op::Delete,
@@ -59,6 +61,7 @@ impl Op {
         Op::RemovePeer,
         Op::ChangePeer,
         Op::TransferLeader,
+        Op::ResetPeers,
     ];
 
     /// The label value.
@@ -76,6 +79,45 @@ impl Op {
             Op::RemovePeer => "remove_peer",
             Op::ChangePeer => "change_peer",
             Op::TransferLeader => "transfer_leader",
+            Op::ResetPeers => "reset_peers",
+        }
+    }
+}
+
+/// Stages of a data request timed inside its handler (`basalt-bench volume --breakdown`
+/// reads them to say where a request's time goes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// ReadChunk: range check, admission and the epoch check.
+    ReadAdmit,
+    /// ReadChunk: the linearizable read through the copyset (lease, chunk store read).
+    ReadCopyset,
+    /// ReadChunk: CRC32C of the data read.
+    ReadCrc,
+    /// WriteChunk: payload check, admission and the epoch check.
+    WriteAdmit,
+    /// WriteChunk: replication through raft until applied on this leader.
+    WriteCopyset,
+}
+
+impl Stage {
+    /// Every stage.
+    pub const ALL: [Stage; 5] = [
+        Stage::ReadAdmit,
+        Stage::ReadCopyset,
+        Stage::ReadCrc,
+        Stage::WriteAdmit,
+        Stage::WriteCopyset,
+    ];
+
+    /// The `op` and `stage` label values.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Stage::ReadAdmit => ("read", "admit"),
+            Stage::ReadCopyset => ("read", "copyset"),
+            Stage::ReadCrc => ("read", "crc"),
+            Stage::WriteAdmit => ("write", "admit"),
+            Stage::WriteCopyset => ("write", "copyset"),
         }
     }
 }
@@ -95,11 +137,19 @@ pub struct ServiceMetrics {
     latency: Arc<[Histogram]>,
     errors: Arc<[Counter]>,
     inflight: Gauge,
+    stage_family: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Per [`Stage::ALL`] index.
+    stages: Arc<[Histogram]>,
 }
 
 fn latency_histogram() -> Histogram {
     // 10 µs .. ~40 s
     Histogram::new(exponential_buckets(1e-5, 2.0, 22))
+}
+
+fn stage_histogram() -> Histogram {
+    // 1 µs .. ~4 s: stages are shorter than requests.
+    Histogram::new(exponential_buckets(1e-6, 2.0, 22))
 }
 
 impl Default for ServiceMetrics {
@@ -122,12 +172,27 @@ impl ServiceMetrics {
             .iter()
             .map(|&op| errors_family.get_or_create(&labels(op)).clone())
             .collect();
+        let stage_family: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(stage_histogram);
+        let stages = Stage::ALL
+            .iter()
+            .map(|s| {
+                let (op, stage) = s.labels();
+                let l = vec![
+                    ("op".to_string(), op.to_string()),
+                    ("stage".to_string(), stage.to_string()),
+                ];
+                stage_family.get_or_create(&l).clone()
+            })
+            .collect();
         ServiceMetrics {
             latency_family,
             errors_family,
             latency,
             errors,
             inflight: Gauge::default(),
+            stage_family,
+            stages,
         }
     }
 
@@ -149,6 +214,11 @@ impl ServiceMetrics {
             "Data requests (write, read, delete) being handled",
             self.inflight.clone(),
         );
+        r.register(
+            "stage_seconds",
+            "Time of each stage of a data request inside its handler",
+            self.stage_family.clone(),
+        );
     }
 
     fn index(op: Op) -> usize {
@@ -162,6 +232,12 @@ impl ServiceMetrics {
         if failed {
             self.errors[i].inc();
         }
+    }
+
+    /// Record one stage of a data request.
+    pub fn observe_stage(&self, stage: Stage, took: Duration) {
+        let i = Stage::ALL.iter().position(|&s| s == stage).unwrap_or(0);
+        self.stages[i].observe(took.as_secs_f64());
     }
 
     /// Set the data requests in flight.
@@ -268,5 +344,37 @@ impl Collector for StateCollector {
             "Copysets led by this chunkserver",
             leaders as i64,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_are_exported_with_op_and_stage_labels() {
+        let m = ServiceMetrics::new();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        m.observe_stage(Stage::ReadCopyset, Duration::from_micros(30));
+        m.observe_stage(Stage::ReadCopyset, Duration::from_micros(50));
+        m.observe_stage(Stage::WriteAdmit, Duration::from_micros(3));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let line = |series: &str| {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+                .to_string()
+        };
+        let count = line("basalt_chunkserver_stage_seconds_count{op=\"read\",stage=\"copyset\"}");
+        assert!(count.ends_with(" 2"), "{count}");
+        let sum = line("basalt_chunkserver_stage_seconds_sum{op=\"read\",stage=\"copyset\"}");
+        let v: f64 = sum.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((v - 80e-6).abs() < 1e-9, "{sum}");
+        let w = line("basalt_chunkserver_stage_seconds_count{op=\"write\",stage=\"admit\"}");
+        assert!(w.ends_with(" 1"), "{w}");
+        let untouched = line("basalt_chunkserver_stage_seconds_count{op=\"read\",stage=\"crc\"}");
+        assert!(untouched.ends_with(" 0"), "{untouched}");
     }
 }

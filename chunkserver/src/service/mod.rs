@@ -19,7 +19,7 @@ use crate::copyset::Copysets;
 use basalt_proto::chunk::{
     AddPeer, ChangePeer, ChunkInfo, ChunkInfoOk, ConfChangeOk, CopysetStatus, CopysetStatusOk,
     CreateCopyset, DeleteChunk, DeleteCopyset, GetLeader, LeaderInfo, ReadChunk, ReadChunkOk,
-    RemovePeer, TransferLeader, WriteChunk, WriteChunkOk,
+    RemovePeer, ResetPeers, ResetPeersError, TransferLeader, WriteChunk, WriteChunkOk,
 };
 use basalt_proto::ids::{Epoch, GroupId};
 use basalt_proto::status::ChunkError;
@@ -27,7 +27,7 @@ use basalt_proto::Rpc;
 use basalt_transport::{RequestContext, Router};
 use bytes::Bytes;
 use inflight::{InflightLimit, InflightSlot};
-use metrics::{Op, ServiceMetrics};
+use metrics::{Op, ServiceMetrics, Stage};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -108,13 +108,26 @@ impl ChunkService {
         req: WriteChunk,
         payload: Bytes,
     ) -> Result<WriteChunkOk, ChunkError> {
+        let t0 = Instant::now();
         validate::check_write(&req, &payload, self.chunk_size)?;
         let slot = self.admit()?;
         let r = async {
             self.check_epoch(req.group, req.epoch)?;
-            self.copysets
-                .write(req.group, req.chunk, u64::from(req.offset), payload)
-                .await
+            let t1 = Instant::now();
+            self.metrics.observe_stage(Stage::WriteAdmit, t1 - t0);
+            let r = self
+                .copysets
+                .write_with_id(
+                    req.group,
+                    req.chunk,
+                    u64::from(req.offset),
+                    payload,
+                    req.req,
+                )
+                .await;
+            self.metrics
+                .observe_stage(Stage::WriteCopyset, t1.elapsed());
+            r
         }
         .await;
         self.release(slot);
@@ -123,10 +136,13 @@ impl ChunkService {
 
     /// ReadChunk: a linearizable read on the leader; the data with its CRC32C.
     pub async fn read_chunk(&self, req: ReadChunk) -> Result<(ReadChunkOk, Bytes), ChunkError> {
+        let t0 = Instant::now();
         validate::check_read(&req, self.chunk_size)?;
         let slot = self.admit()?;
         let r = async {
             self.check_epoch(req.group, req.epoch)?;
+            let t1 = Instant::now();
+            self.metrics.observe_stage(Stage::ReadAdmit, t1 - t0);
             let data = self
                 .copysets
                 .read(
@@ -142,7 +158,10 @@ impl ChunkService {
                 tracing::error!(group = %req.group, chunk = %req.chunk, got = data.len(), want = req.len, "short chunk read");
                 return Err(ChunkError::DiskError { errno: libc::EIO });
             }
+            let t2 = Instant::now();
+            self.metrics.observe_stage(Stage::ReadCopyset, t2 - t1);
             let crc32c = crc32c::crc32c(&data);
+            self.metrics.observe_stage(Stage::ReadCrc, t2.elapsed());
             Ok((ReadChunkOk { crc32c }, data))
         }
         .await;
@@ -155,7 +174,9 @@ impl ChunkService {
         let slot = self.admit()?;
         let r = async {
             self.check_epoch(req.group, req.epoch)?;
-            self.copysets.delete_chunk(req.group, req.chunk).await
+            self.copysets
+                .delete_chunk_with_id(req.group, req.chunk, req.req)
+                .await
         }
         .await;
         self.release(slot);
@@ -217,6 +238,22 @@ impl ChunkService {
     /// TransferLeader (leader only).
     pub async fn transfer_leader(&self, req: TransferLeader) -> Result<LeaderInfo, ChunkError> {
         self.copysets.transfer_leader(req.group, req.to).await
+    }
+
+    /// ResetPeers: force the membership of a copyset that lost its majority on this
+    /// replica (see [`crate::copyset::reset`]).
+    pub async fn reset_peers(&self, req: ResetPeers) -> Result<ConfChangeOk, ResetPeersError> {
+        let start = Instant::now();
+        let r = self
+            .copysets
+            .reset_peers(req.group, &req.peers, req.ignore_leader)
+            .await;
+        self.metrics
+            .observe(Op::ResetPeers, start.elapsed(), r.is_err());
+        if let Err(e) = &r {
+            tracing::warn!(group = %req.group, peers = ?req.peers, error = %e, "reset peers refused");
+        }
+        r
     }
 
     /// Run one handler, timing it into the metrics.
@@ -296,11 +333,14 @@ impl ChunkService {
             })
             .await
         });
-        route::<TransferLeader, _, _>(router, self, |s, req, _| async move {
+        let router = route::<TransferLeader, _, _>(router, self, |s, req, _| async move {
             s.timed(Op::TransferLeader, async {
                 no_payload(s.transfer_leader(req).await)
             })
             .await
+        });
+        route::<ResetPeers, _, _>(router, self, |s, req, _| async move {
+            (s.reset_peers(req).await, Bytes::new())
         })
     }
 }

@@ -56,6 +56,7 @@ mod tests {
             offset,
             len: data.len() as u32,
             crc32c: crc32c::crc32c(data),
+            req: basalt_proto::chunk::RequestId::NONE,
         }
     }
 

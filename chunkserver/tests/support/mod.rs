@@ -378,6 +378,7 @@ impl Cluster {
             offset,
             len: data.len() as u32,
             crc32c: crc32c::crc32c(data),
+            req: basalt_proto::chunk::RequestId::NONE,
         };
         self.at_leader(&format!("write to {g}"), g, req, data)
             .await
@@ -390,6 +391,7 @@ impl Cluster {
             group: g,
             chunk: ChunkId(chunk),
             epoch,
+            req: basalt_proto::chunk::RequestId::NONE,
         };
         self.at_leader(&format!("delete {g}/{chunk}"), g, req, &Bytes::new())
             .await

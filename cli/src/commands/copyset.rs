@@ -2,7 +2,7 @@
 //! state (asked directly), and a health check that fails (exit 4) when any copyset is not
 //! healthy.
 
-use super::pool::{cluster_map, copysets_of, pool_ids};
+use super::pool::{copysets_of, pool_ids};
 use super::Ctx;
 use crate::admin::{block_on, client_file, Admin, ProbeError};
 use crate::error::CliError;
@@ -415,10 +415,7 @@ pub fn print_check(ctx: &mut Ctx<'_>, d: &CheckDoc) -> Result<(), CliError> {
 async fn pools(admin: &Admin, only: Option<LogicalPoolId>) -> Result<Vec<LogicalPoolId>, CliError> {
     Ok(match only {
         Some(p) => vec![p],
-        None => pool_ids(&cluster_map(admin).await?)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect(),
+        None => pool_ids(admin).await?,
     })
 }
 

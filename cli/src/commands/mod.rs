@@ -6,6 +6,7 @@ pub mod copyset;
 pub mod dev_cluster;
 pub mod leader;
 pub mod operator;
+pub mod owner;
 pub mod peer;
 pub mod pool;
 pub mod server;
@@ -63,6 +64,8 @@ pub enum Noun {
     Operator(operator::Args),
     /// Create, list, inspect, grow and delete volumes.
     Volume(volume::Args),
+    /// Volume owners and their keys.
+    Owner(owner::Args),
     /// Run a local multi-process cluster for development and tests.
     DevCluster(dev_cluster::Args),
 }
@@ -102,6 +105,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, progress: &mut dyn FnMut(&str)) -> Res
         Noun::Operator(a) => operator::run(a, &mut ctx),
         Noun::DevCluster(a) => dev_cluster::run(a, &mut ctx),
         Noun::Volume(a) => volume::run(a, &mut ctx),
+        Noun::Owner(a) => owner::run(a, &mut ctx),
     }
 }
 

@@ -1,12 +1,16 @@
-//! `basalt pool ls`: logical pools with their copysets' health.
+//! `basalt pool ls`: logical pools as the MDS lists them (`ListPools`), with their
+//! copysets' health and the physical pool's space.
 
 use super::Ctx;
 use crate::admin::{block_on, client_file, Admin};
-use crate::cluster_map::{ClusterMap, LogicalPoolEntry, Syntax};
+use crate::cluster_map::{ClusterMap, Syntax};
 use crate::error::CliError;
 use crate::output::{json, table, Format};
+use crate::size::format_size_approx;
 use basalt_proto::ids::LogicalPoolId;
-use basalt_proto::mds::{CopysetHealth, CopysetSummary, GetTopology, ListCopysets};
+use basalt_proto::mds::{
+    CopysetHealth, CopysetSummary, GetTopology, ListCopysets, ListPools, PoolSummary,
+};
 use serde::Serialize;
 
 /// `pool` arguments.
@@ -20,7 +24,7 @@ pub struct Args {
 /// Verbs.
 #[derive(Debug, clap::Subcommand)]
 pub enum Verb {
-    /// List logical pools: id, physical pool, replicas, copysets by health.
+    /// List logical pools: id, physical pool, replicas, copysets by health, space.
     Ls,
 }
 
@@ -30,21 +34,14 @@ pub async fn cluster_map(admin: &Admin) -> Result<ClusterMap, CliError> {
     ClusterMap::parse(&text, Syntax::Toml).map_err(|reason| CliError::BadAnswer { reason })
 }
 
-/// The logical pools with their ids.
-///
-/// The MDS numbers logical pools 1, 2, ... in the order maps add them, never removes one,
-/// and renders its map in id order, so the i-th logical pool of the map is pool i + 1.
-pub fn pool_ids(map: &ClusterMap) -> Vec<(LogicalPoolId, LogicalPoolEntry)> {
-    map.logical_pool
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            (
-                LogicalPoolId(u32::try_from(i + 1).unwrap_or(u32::MAX)),
-                e.clone(),
-            )
-        })
-        .collect()
+/// The ids of every logical pool, as the MDS lists them.
+pub async fn pool_ids(admin: &Admin) -> Result<Vec<LogicalPoolId>, CliError> {
+    Ok(admin
+        .call(&ListPools {})
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect())
 }
 
 /// Every copyset of the given pools, pool by pool.
@@ -72,36 +69,45 @@ pub struct PoolDoc {
     pub replicas: u8,
     /// Copysets per chunkserver (placement target).
     pub copysets_per_chunkserver: u32,
+    /// Minimum scatter width (0: none).
+    pub scatter_width: u32,
     /// Copysets.
-    pub copysets: usize,
+    pub copysets: u32,
     /// Healthy copysets.
     pub healthy: usize,
     /// Degraded copysets.
     pub degraded: usize,
     /// Leaderless copysets.
     pub leaderless: usize,
+    /// Bytes used on the physical pool's chunkservers.
+    pub used_bytes: u64,
+    /// Bytes of the physical pool's chunkservers.
+    pub total_bytes: u64,
+    /// Segment allocation is refused above this usage, percent.
+    pub usage_limit_percent: u64,
 }
 
 /// Build the documents.
-pub fn pool_docs(
-    pools: &[(LogicalPoolId, LogicalPoolEntry)],
-    copysets: &[CopysetSummary],
-) -> Vec<PoolDoc> {
+pub fn pool_docs(pools: &[PoolSummary], copysets: &[CopysetSummary]) -> Vec<PoolDoc> {
     pools
         .iter()
-        .map(|(id, e)| {
-            let mine: Vec<_> = copysets.iter().filter(|c| c.group.pool() == *id).collect();
+        .map(|p| {
+            let mine: Vec<_> = copysets.iter().filter(|c| c.group.pool() == p.id).collect();
             let n = |h| mine.iter().filter(|c| c.health == h).count();
             PoolDoc {
-                id: id.0,
-                name: e.name.clone(),
-                physical_pool: e.physical_pool.clone(),
-                replicas: e.replicas,
-                copysets_per_chunkserver: e.copysets_per_chunkserver,
-                copysets: mine.len(),
+                id: p.id.0,
+                name: p.name.clone(),
+                physical_pool: p.physical_pool.clone(),
+                replicas: p.replicas,
+                copysets_per_chunkserver: p.copysets_per_chunkserver,
+                scatter_width: p.scatter_width,
+                copysets: p.copysets,
                 healthy: n(CopysetHealth::Healthy),
                 degraded: n(CopysetHealth::Degraded),
                 leaderless: n(CopysetHealth::Leaderless),
+                used_bytes: p.used_bytes,
+                total_bytes: p.total_bytes,
+                usage_limit_percent: p.usage_limit_percent,
             }
         })
         .collect()
@@ -121,9 +127,16 @@ pub fn print_pools(ctx: &mut Ctx<'_>, docs: &[PoolDoc]) -> Result<(), CliError> 
                 d.physical_pool.clone(),
                 d.replicas.to_string(),
                 d.copysets.to_string(),
+                d.scatter_width.to_string(),
                 format!(
                     "{} healthy, {} degraded, {} leaderless",
                     d.healthy, d.degraded, d.leaderless
+                ),
+                format!(
+                    "{}/{} (limit {}%)",
+                    format_size_approx(d.used_bytes),
+                    format_size_approx(d.total_bytes),
+                    d.usage_limit_percent
                 ),
             ]
         })
@@ -136,7 +149,9 @@ pub fn print_pools(ctx: &mut Ctx<'_>, docs: &[PoolDoc]) -> Result<(), CliError> 
             "PHYSICAL-POOL",
             "REPLICAS",
             "COPYSETS",
+            "SCATTER",
             "HEALTH",
+            "USED/TOTAL",
         ],
         &rows,
     )?)
@@ -149,8 +164,8 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         Verb::Ls => {
             let docs = block_on(async {
                 let admin = Admin::new(&file)?;
-                let pools = pool_ids(&cluster_map(&admin).await?);
-                let ids: Vec<_> = pools.iter().map(|(id, _)| *id).collect();
+                let pools = admin.call(&ListPools {}).await?;
+                let ids: Vec<_> = pools.iter().map(|p| p.id).collect();
                 let copysets = copysets_of(&admin, &ids).await?;
                 Ok(pool_docs(&pools, &copysets))
             })?;
@@ -167,15 +182,20 @@ mod tests {
 
     #[test]
     fn pools_count_their_copysets_by_health() {
-        let map = ClusterMap::parse(
-            "[[physical-pool]]\nname = \"p\"\n[[zone]]\nname = \"z\"\nphysical-pool = \"p\"\n\
-             [[logical-pool]]\nname = \"blocks\"\nphysical-pool = \"p\"\nreplicas = 1\n\
-             [[logical-pool]]\nname = \"cold\"\nphysical-pool = \"p\"\nreplicas = 1\n",
-            Syntax::Toml,
-        )
-        .unwrap();
-        let pools = pool_ids(&map);
-        assert_eq!(pools[1].0, LogicalPoolId(2));
+        let pool = |id: u32, name: &str, copysets| PoolSummary {
+            id: LogicalPoolId(id),
+            name: name.into(),
+            physical_pool: "p".into(),
+            replicas: 3,
+            copysets_per_chunkserver: 100,
+            scatter_width: 0,
+            copysets,
+            used_bytes: 3 << 30,
+            total_bytes: 300 << 30,
+            usage_limit_percent: 85,
+        };
+        // Ids come from the MDS, not from the order: pool 7 keeps its id.
+        let pools = vec![pool(1, "blocks", 2), pool(7, "cold", 1)];
         let cs = |pool, n, health| CopysetSummary {
             group: GroupId::of(LogicalPoolId(pool), CopysetId(n)),
             epoch: Epoch(1),
@@ -186,15 +206,23 @@ mod tests {
         let copysets = vec![
             cs(1, 1, CopysetHealth::Healthy),
             cs(1, 2, CopysetHealth::Degraded),
-            cs(2, 1, CopysetHealth::Leaderless),
+            cs(7, 1, CopysetHealth::Leaderless),
         ];
         let docs = pool_docs(&pools, &copysets);
         assert_eq!(
             (docs[0].copysets, docs[0].healthy, docs[0].degraded),
             (2, 1, 1)
         );
-        assert_eq!((docs[1].copysets, docs[1].leaderless), (1, 1));
-        let text = test_ctx(Format::Plain, |ctx| print_pools(ctx, &docs));
-        crate::snapshot::assert_snapshot("pool-ls.txt", &text);
+        assert_eq!(
+            (docs[1].id, docs[1].copysets, docs[1].leaderless),
+            (7, 1, 1)
+        );
+        for (format, name) in [
+            (Format::Plain, "pool-ls.txt"),
+            (Format::Json, "pool-ls.json"),
+        ] {
+            let text = test_ctx(format, |ctx| print_pools(ctx, &docs));
+            crate::snapshot::assert_snapshot(name, &text);
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! `basalt topology show|apply`: the cluster map (physical pools, zones, servers, logical
-//! pools). `apply` is idempotent and only adds; `--dry-run` shows the diff and changes
-//! nothing.
+//! pools). `apply` is idempotent and only adds; `--dry-run` asks the MDS what apply would
+//! do (`ApplyTopologyDryRun`: additions with the ids they would get, conflicts, ignored
+//! differences, entries kept) and changes nothing.
 
-use super::pool::cluster_map;
 use super::Ctx;
 use crate::admin::{block_on, client_file, Admin};
-use crate::cluster_map::{diff, Change, ClusterMap, MapDiff, Syntax};
+use crate::cluster_map::{ClusterMap, Syntax};
 use crate::error::CliError;
 use crate::output::{json, table, Format};
-use basalt_proto::mds::{ApplyTopology, GetTopology, TopologyChanges};
+use basalt_proto::mds::{
+    ApplyTopology, ApplyTopologyDryRun, GetTopology, TopologyChange, TopologyChanges, TopologyPlan,
+};
+use serde::Serialize;
 use std::path::PathBuf;
 
 /// `topology` arguments.
@@ -38,7 +41,7 @@ pub struct ApplyArgs {
     /// Syntax of FILE, overriding its extension.
     #[arg(long, value_enum)]
     pub syntax: Option<SyntaxArg>,
-    /// Show what would change (add, conflict, ignored, kept) and change nothing.
+    /// Ask the MDS what would change (add, conflict, ignored, kept) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -67,17 +70,84 @@ pub fn read_map(args: &ApplyArgs) -> Result<ClusterMap, CliError> {
     ClusterMap::parse(&text, syntax).map_err(bad)
 }
 
-fn change_name(c: Change) -> &'static str {
+fn change_name(c: TopologyChange) -> &'static str {
     match c {
-        Change::Add => "add",
-        Change::Conflict => "conflict",
-        Change::Ignored => "ignored",
-        Change::Kept => "kept",
+        TopologyChange::Add => "add",
+        TopologyChange::Conflict => "conflict",
+        TopologyChange::Ignored => "ignored",
+        TopologyChange::Kept => "kept",
     }
 }
 
-/// Print a dry-run diff.
-pub fn print_diff(ctx: &mut Ctx<'_>, d: &MapDiff) -> Result<(), CliError> {
+/// One entry of a dry run as the CLI prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanEntryDoc {
+    /// add, conflict, ignored or kept.
+    pub change: &'static str,
+    /// Entry kind (`zone`, ...).
+    pub kind: String,
+    /// Entry name.
+    pub name: String,
+    /// Its id: the existing one, or the one apply would assign.
+    pub id: u32,
+    /// The differing field, for conflicts and ignored differences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The cluster's value of `field`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The file's value of `field`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// A dry run as the CLI prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanDoc {
+    /// Entries that differ, in kind order then file order.
+    pub entries: Vec<PlanEntryDoc>,
+    /// Entries present and equal on both sides.
+    pub unchanged: u32,
+}
+
+impl PlanDoc {
+    /// From the MDS's answer.
+    pub fn new(p: &TopologyPlan) -> Self {
+        PlanDoc {
+            entries: p
+                .entries
+                .iter()
+                .map(|e| {
+                    let (field, cluster, file) = match &e.field {
+                        Some((f, c, w)) => (Some(f.clone()), Some(c.clone()), Some(w.clone())),
+                        None => (None, None, None),
+                    };
+                    PlanEntryDoc {
+                        change: change_name(e.change),
+                        kind: e.kind.clone(),
+                        name: e.name.clone(),
+                        id: e.id,
+                        field,
+                        cluster,
+                        file,
+                    }
+                })
+                .collect(),
+            unchanged: p.unchanged,
+        }
+    }
+
+    /// Entries apply would refuse.
+    pub fn conflicts(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.change == "conflict")
+            .count()
+    }
+}
+
+/// Print a dry run.
+pub fn print_plan(ctx: &mut Ctx<'_>, d: &PlanDoc) -> Result<(), CliError> {
     if ctx.format == Format::Json {
         return Ok(json(ctx.out, d)?);
     }
@@ -85,28 +155,29 @@ pub fn print_diff(ctx: &mut Ctx<'_>, d: &MapDiff) -> Result<(), CliError> {
         .entries
         .iter()
         .map(|e| {
-            let detail = match (e.change, e.field, &e.cluster, &e.file) {
-                (Change::Conflict, Some(f), Some(c), Some(w)) => {
+            let detail = match (e.change, &e.field, &e.cluster, &e.file) {
+                ("conflict", Some(f), Some(c), Some(w)) => {
                     format!("{f}: cluster {c}, file {w} (apply is refused)")
                 }
-                (Change::Ignored, Some(f), Some(c), Some(w)) => {
+                ("ignored", Some(f), Some(c), Some(w)) => {
                     format!("{f}: cluster {c}, file {w} (left as it is)")
                 }
-                (Change::Kept, ..) => "only in the cluster (apply never removes)".into(),
+                ("kept", ..) => "only in the cluster (apply never removes)".into(),
                 _ => "-".into(),
             };
             vec![
-                change_name(e.change).into(),
-                e.kind.into(),
+                e.change.into(),
+                e.kind.clone(),
                 e.name.clone(),
+                e.id.to_string(),
                 detail,
             ]
         })
         .collect();
-    table(ctx.out, &["CHANGE", "KIND", "NAME", "DETAIL"], &rows)?;
+    table(ctx.out, &["CHANGE", "KIND", "NAME", "ID", "DETAIL"], &rows)?;
+    let adds = d.entries.iter().filter(|e| e.change == "add").count();
     (ctx.progress)(&format!(
-        "dry run: {} to add, {} unchanged; nothing was changed",
-        d.adds(),
+        "dry run: {adds} to add, {} unchanged; nothing was changed",
         d.unchanged
     ));
     Ok(())
@@ -158,16 +229,17 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         Verb::Apply(a) => {
             let want = want.unwrap_or_default();
             if a.dry_run {
-                let d = block_on(async {
+                let plan = block_on(async {
                     let admin = Admin::new(&file)?;
-                    Ok(diff(&want, &cluster_map(&admin).await?))
+                    admin
+                        .call(&ApplyTopologyDryRun {
+                            toml: want.to_toml(),
+                        })
+                        .await
                 })?;
-                print_diff(ctx, &d)?;
-                let conflicts = d
-                    .entries
-                    .iter()
-                    .filter(|e| e.change == Change::Conflict)
-                    .count();
+                let d = PlanDoc::new(&plan);
+                print_plan(ctx, &d)?;
+                let conflicts = d.conflicts();
                 if conflicts > 0 {
                     return Err(CliError::MapConflicts { conflicts });
                 }
@@ -189,37 +261,49 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster_map::{ServerEntry, ZoneEntry};
     use crate::commands::test_ctx;
 
     #[test]
-    fn diff_and_changes_render_as_the_snapshots() {
-        let cluster = ClusterMap::parse(
-            "[[physical-pool]]\nname = \"pool-1\"\n[[zone]]\nname = \"zone-1\"\nphysical-pool = \"pool-1\"\n\
-             [[server]]\nname = \"host-1\"\nzone = \"zone-1\"\n",
-            Syntax::Toml,
-        )
-        .unwrap();
-        let mut file = cluster.clone();
-        file.zone.push(ZoneEntry {
-            name: "zone-2".into(),
-            physical_pool: "pool-1".into(),
-        });
-        file.server = vec![ServerEntry {
-            name: "host-2".into(),
-            zone: "zone-2".into(),
-        }];
-        let mut conflicting = file.clone();
-        conflicting.server.push(ServerEntry {
-            name: "host-1".into(),
-            zone: "zone-2".into(),
-        });
-        let d = diff(&conflicting, &cluster);
+    fn plan_and_changes_render_as_the_snapshots() {
+        use basalt_proto::mds::TopologyPlanEntry;
+        let entry = |change, kind: &str, name: &str, id, field: Option<(&str, &str, &str)>| {
+            TopologyPlanEntry {
+                change,
+                kind: kind.into(),
+                name: name.into(),
+                id,
+                field: field.map(|(f, c, w)| (f.into(), c.into(), w.into())),
+            }
+        };
+        let plan = TopologyPlan {
+            entries: vec![
+                entry(TopologyChange::Add, "zone", "zone-2", 2, None),
+                entry(TopologyChange::Add, "server", "host-2", 2, None),
+                entry(
+                    TopologyChange::Conflict,
+                    "server",
+                    "host-1",
+                    1,
+                    Some(("zone", "zone-1", "zone-2")),
+                ),
+                entry(
+                    TopologyChange::Ignored,
+                    "logical-pool",
+                    "blocks",
+                    1,
+                    Some(("scatter-width", "0", "2")),
+                ),
+                entry(TopologyChange::Kept, "server", "host-3", 3, None),
+            ],
+            unchanged: 2,
+        };
+        let d = PlanDoc::new(&plan);
+        assert_eq!(d.conflicts(), 1);
         for (format, name) in [
             (Format::Plain, "topology-dry-run.txt"),
             (Format::Json, "topology-dry-run.json"),
         ] {
-            let text = test_ctx(format, |ctx| print_diff(ctx, &d));
+            let text = test_ctx(format, |ctx| print_plan(ctx, &d));
             crate::snapshot::assert_snapshot(name, &text);
         }
         let changes = TopologyChanges {

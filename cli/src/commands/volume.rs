@@ -1,14 +1,20 @@
-//! `basalt volume create|ls|info|extend|rename|rm` through `basalt_client::Cluster` (and
-//! the MDS directly for `rename`, which the client library does not wrap).
+//! `basalt volume create|ls|info|extend|rename|rm` through `basalt_client::Cluster`, and
+//! `purge` (deleted volumes' chunks and records) straight to the active MDS.
+//!
+//! Creating, growing, renaming and deleting prove the configured owner's key (or the
+//! admin credential) when the client config names a key file; `--as`/`--key-file`
+//! override both.
 
 use super::Ctx;
-use crate::admin::client_file;
+use crate::admin::{block_on, client_file, Admin};
 use crate::error::CliError;
 use crate::output::{json, table, Format};
 use crate::size::{format_size, parse_size};
 use basalt_client::ClientError;
-use basalt_proto::mds::{RenameVolume, VolumeInfo};
+use basalt_proto::credential::AuthOp;
+use basalt_proto::mds::{PurgeVolume, VolumeInfo};
 use serde::Serialize;
+use std::path::PathBuf;
 
 /// `volume` arguments.
 #[derive(Debug, clap::Args)]
@@ -16,6 +22,13 @@ pub struct Args {
     /// The verb.
     #[command(subcommand)]
     pub verb: Verb,
+    /// Act as this owner (overrides `owner` in the client config; `admin` for the admin
+    /// credential).
+    #[arg(long = "as", global = true, value_name = "OWNER")]
+    pub principal: Option<String>,
+    /// Key of the owner acted as (overrides `key-file` in the client config).
+    #[arg(long = "key-file", global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Verbs.
@@ -28,6 +41,10 @@ pub enum Verb {
         /// Size with a unit, e.g. 10GiB (a multiple of 1 GiB).
         #[arg(long)]
         size: String,
+        /// Owner of the new volume [default: the owner acted as]; another owner needs
+        /// the admin credential.
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// List volumes.
     Ls,
@@ -54,6 +71,12 @@ pub enum Verb {
     /// Delete a volume (moved to the recycle area).
     Rm {
         /// Volume name.
+        name: String,
+    },
+    /// Purge deleted volumes of this name now: their chunks are deleted on the
+    /// chunkservers (space is freed), then their records. Safe to repeat.
+    Purge {
+        /// Name the volume had when deleted.
         name: String,
     },
 }
@@ -151,17 +174,31 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         Verb::Create { size, .. } | Verb::Extend { size, .. } => Some(size_arg(size)?),
         _ => None,
     };
-    let file = client_file(ctx)?;
-    if let Verb::Rename { from, to } = &args.verb {
-        let v = crate::admin::block_on(async {
-            crate::admin::Admin::new(&file)?
-                .call(&RenameVolume {
-                    from: from.clone(),
-                    to: to.clone(),
+    let mut file = client_file(ctx)?;
+    if let Some(p) = args.principal {
+        file.owner = p;
+    }
+    if let Some(k) = args.key_file {
+        file.key_file = Some(k);
+    }
+    if let Verb::Purge { name } = &args.verb {
+        let out = block_on(async {
+            Admin::new(&file)?
+                .call_authed(&AuthOp::PurgeVolume { name }, |auth| PurgeVolume {
+                    name: name.clone(),
+                    auth,
                 })
                 .await
         })?;
-        return print_one(ctx, &v);
+        if ctx.format == Format::Json {
+            return Ok(json(ctx.out, &out)?);
+        }
+        (ctx.progress)(&format!(
+            "volume {name} purged ({} volumes, {} chunks deleted)",
+            out.volumes.len(),
+            out.chunks
+        ));
+        return Ok(());
     }
     let addrs = file
         .mds
@@ -182,9 +219,10 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     rt.block_on(async {
         let cluster = file.cluster()?;
         match args.verb {
-            Verb::Create { name, .. } => {
+            Verb::Create { name, owner, .. } => {
+                let owner = owner.unwrap_or_else(|| file.owner.clone());
                 let v = cluster
-                    .create_volume(&name, size.unwrap_or_default())
+                    .create_volume_for(&name, size.unwrap_or_default(), &owner)
                     .await
                     .map_err(unreachable)?;
                 print_one(ctx, &v)
@@ -204,13 +242,19 @@ pub fn run(args: Args, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
                     .map_err(unreachable)?;
                 print_one(ctx, &v)
             }
-            // Handled above, without the volume client.
-            Verb::Rename { .. } => Ok(()),
+            Verb::Rename { from, to } => {
+                let v = cluster
+                    .rename_volume(&from, &to)
+                    .await
+                    .map_err(unreachable)?;
+                print_one(ctx, &v)
+            }
             Verb::Rm { name } => {
                 cluster.delete_volume(&name).await.map_err(unreachable)?;
                 (ctx.progress)(&format!("volume {name} deleted"));
                 Ok(())
             }
+            Verb::Purge { .. } => Ok(()),
         }
     })
 }

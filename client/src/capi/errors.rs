@@ -76,7 +76,9 @@ pub(crate) fn code_of(e: &ClientError) -> c_int {
             MdsError::VolumeNotFound => BASALT_CLIENT_ENOENT,
             MdsError::VolumeExists => BASALT_CLIENT_EEXIST,
             MdsError::VolumeBusy { .. } => BASALT_CLIENT_EBUSY,
-            MdsError::PermissionDenied => BASALT_CLIENT_EACCES,
+            MdsError::PermissionDenied
+            | MdsError::VolumeAccessDenied { .. }
+            | MdsError::OwnerAccessDenied { .. } => BASALT_CLIENT_EACCES,
             MdsError::InvalidName | MdsError::InvalidSize { .. } => BASALT_CLIENT_EINVAL,
             MdsError::OutOfRange { .. } => BASALT_CLIENT_ERANGE,
             MdsError::NoSpace => BASALT_CLIENT_ENOSPC,

@@ -55,6 +55,7 @@ pub fn seeds() -> Result<Vec<(&'static str, Vec<u8>)>, Box<dyn std::error::Error
         offset: 4096,
         len: 512,
         crc32c: 0xdead_beef,
+        req: basalt_proto::chunk::RequestId::NONE,
     };
     let write_ok: Result<WriteChunkOk, basalt_proto::status::ChunkError> =
         Ok(WriteChunkOk { index: 1234 });

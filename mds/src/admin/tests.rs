@@ -324,3 +324,88 @@ fn remove_peer_rules() {
         })
     );
 }
+
+#[test]
+fn drain_status_tracks_what_is_left() {
+    let mut t = topo();
+    let ops = OperatorSet::default();
+    // Not marked: in service, whatever it holds.
+    let s = drain_status(&t, &ops, cs(4));
+    assert_eq!((s.state, s.copysets), (DrainState::InService, 1));
+    assert!(list_drains(&t, &ops).is_empty());
+    // cs4 (zone 1) holds g2 = {2,3,4}: cs1 in zone 1 can take it.
+    t.draining.insert(cs(4));
+    let s = drain_status(&t, &ops, cs(4));
+    assert_eq!(
+        (s.state, s.copysets, s.leaders, s.blocked),
+        (DrainState::Draining, 1, 0, 0)
+    );
+    // cs2 (zone 2, alone there) cannot hand its copysets to anyone.
+    t.draining.insert(cs(2));
+    let s = drain_status(&t, &ops, cs(2));
+    assert_eq!((s.copysets, s.leaders, s.blocked), (3, 1, 3));
+    assert_eq!(
+        list_drains(&t, &ops)
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        vec![cs(2), cs(4)]
+    );
+    // Once the copyset moved, cs4 is drained.
+    t.copysets.get_mut(&g(2)).unwrap().peers = vec![cs(2), cs(3), cs(1)];
+    let s = drain_status(&t, &ops, cs(4));
+    assert_eq!((s.state, s.copysets), (DrainState::Drained, 0));
+}
+
+#[test]
+fn drain_requests_are_checked() {
+    let mut t = topo();
+    let req = |id, undo| DrainChunkServer { id: cs(id), undo };
+    assert_eq!(
+        check_drain(&t, &req(9, false)),
+        Err(MdsError::UnknownChunkServer { id: cs(9) })
+    );
+    assert_eq!(check_drain(&t, &req(1, false)), Ok(true));
+    assert_eq!(
+        check_drain(&t, &req(1, true)),
+        Ok(false),
+        "undo: nothing to do"
+    );
+    t.draining.insert(cs(1));
+    assert_eq!(
+        check_drain(&t, &req(1, false)),
+        Ok(false),
+        "already draining"
+    );
+    assert_eq!(check_drain(&t, &req(1, true)), Ok(true));
+}
+
+#[test]
+fn pools_are_listed_with_their_ids_and_space() {
+    let mut t = topo();
+    t.lpools.insert(
+        LogicalPoolId(5),
+        LogicalPool {
+            id: LogicalPoolId(5),
+            name: "cold".into(),
+            physical: PhysicalPoolId(1),
+            replicas: 2,
+            copysets_per_chunkserver: 3,
+            scatter_width: 2,
+        },
+    );
+    let l = list_pools(&t, 85);
+    assert_eq!(l.len(), 2);
+    assert_eq!(
+        (l[0].id, l[0].name.as_str(), l[0].copysets),
+        (LogicalPoolId(1), "blocks", 3)
+    );
+    assert_eq!(
+        (l[1].id, l[1].replicas, l[1].copysets),
+        (LogicalPoolId(5), 2, 0)
+    );
+    assert_eq!(l[1].scatter_width, 2);
+    assert_eq!(l[0].physical_pool, "p");
+    assert_eq!((l[0].used_bytes, l[0].total_bytes), (100, 4000));
+    assert_eq!(l[0].usage_limit_percent, 85);
+}

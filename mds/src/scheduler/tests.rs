@@ -506,3 +506,297 @@ fn unknown_copyset_record_unused() {
     let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
     assert!(ops.iter().all(|p| p.op.group != g));
 }
+
+// ---------------- drain ----------------
+
+/// Whether an operator gives `c` a replica or a leadership.
+fn targets(p: &PendingOp, c: ChunkServerId) -> bool {
+    match p.op.kind {
+        OperatorKind::ChangePeer { add, .. } | OperatorKind::AddPeer(add) => add.id == c,
+        OperatorKind::TransferLeader(to) => to == c,
+        OperatorKind::RemovePeer(_) => false,
+    }
+}
+
+/// Run rounds (executing every operator) until nothing is issued; checks the round
+/// invariants, that no draining chunkserver is ever a target, and that each draining
+/// chunkserver takes part in at most one operator at a time. Returns every operator.
+fn drive(t: &mut Topology, cfg: &SchedulerConfig, max_rounds: usize) -> Vec<PendingOp> {
+    let mut pending = OperatorSet::default();
+    let mut all = Vec::new();
+    for _ in 0..max_rounds {
+        let ops = schedule(t, &pending, 0, cfg);
+        check_round(t, &pending, &ops);
+        for d in &t.draining {
+            assert!(ops.iter().all(|p| !targets(p, *d)), "{d} drained into");
+            let touching = ops.iter().filter(|p| p.involved.contains(d)).count();
+            assert!(touching <= 1, "{d} in {touching} operators at once");
+        }
+        if ops.is_empty() {
+            return all;
+        }
+        pending.extend(ops.clone());
+        execute(t, &ops);
+        pending.reconcile(t, 0, cfg);
+        all.extend(ops);
+    }
+    panic!("scheduler did not settle");
+}
+
+fn assert_spread(t: &Topology) {
+    for c in t.copysets.values() {
+        let zones: BTreeSet<_> = c.peers.iter().map(|p| t.zone_of(*p)).collect();
+        assert_eq!((c.peers.len(), zones.len()), (3, 3), "{c:?}");
+    }
+}
+
+#[test]
+fn draining_moves_leadership_first_then_replicas_within_the_zone() {
+    let mut t = cluster(3, 2, 1, 10);
+    let d = ChunkServerId(111);
+    let led = t.copysets.values().filter(|c| c.leader == Some(d)).count();
+    assert!(led > 0);
+    t.draining.insert(d);
+    let before = drain_progress(&t, &OperatorSet::default(), d);
+    assert_eq!((before.copysets > 0, before.blocked), (true, 0));
+    assert!(!before.drained());
+    let ops = drive(&mut t, &no_balance(), 200);
+    let mut transfers = 0;
+    for p in &ops {
+        match p.op.kind {
+            OperatorKind::TransferLeader(to) => {
+                assert!(p.involved.contains(&d));
+                assert_ne!(to, d);
+                transfers += 1;
+            }
+            OperatorKind::ChangePeer { remove, add } => {
+                assert_eq!(remove, d);
+                assert_eq!(t.zone_of(add.id), t.zone_of(d), "same zone preferred");
+                assert!(p.involved.contains(&d));
+            }
+            k => panic!("unexpected {k:?}"),
+        }
+    }
+    assert_eq!(transfers, led, "each copyset it led moved leadership once");
+    assert!(t.copysets.values().all(|c| !c.peers.contains(&d)));
+    assert_spread(&t);
+    let after = drain_progress(&t, &OperatorSet::default(), d);
+    assert!(after.drained(), "{after:?}");
+}
+
+#[test]
+fn a_change_peer_never_removes_the_leader() {
+    // Every copyset led by the draining chunkserver: only transfers in the first round.
+    let mut t = cluster(3, 2, 1, 6);
+    let d = ChunkServerId(111);
+    for c in t.copysets.values_mut() {
+        if c.peers.contains(&d) {
+            c.leader = Some(d);
+        }
+    }
+    t.draining.insert(d);
+    let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
+    assert_eq!(ops.len(), 1, "one operator at a time for {d}");
+    assert!(matches!(ops[0].op.kind, OperatorKind::TransferLeader(_)));
+}
+
+#[test]
+fn draining_and_offline_chunkservers_are_both_emptied() {
+    let mut t = cluster(3, 3, 1, 10);
+    let (d, lost) = (ChunkServerId(121), ChunkServerId(111));
+    set_state(&mut t, lost, OnlineState::Offline);
+    reelect(&mut t);
+    t.draining.insert(d);
+    drive(&mut t, &SchedulerConfig::default(), 400);
+    for c in t.copysets.values() {
+        assert!(!c.peers.contains(&d) && !c.peers.contains(&lost), "{c:?}");
+    }
+    assert_spread(&t);
+}
+
+#[test]
+fn a_draining_chunkserver_that_goes_offline_is_recovered() {
+    let mut t = cluster(3, 2, 1, 10);
+    let d = ChunkServerId(111);
+    t.draining.insert(d);
+    set_state(&mut t, d, OnlineState::Offline);
+    reelect(&mut t);
+    let ops = drive(&mut t, &no_balance(), 200);
+    assert!(ops.iter().all(|p| matches!(
+        p.op.kind,
+        OperatorKind::ChangePeer { remove, .. } if remove == d
+    )));
+    assert!(drain_progress(&t, &OperatorSet::default(), d).drained());
+    assert_spread(&t);
+}
+
+#[test]
+fn no_spare_in_the_zone_only_moves_leadership() {
+    // 3 zones with one chunkserver each: the copysets cannot leave the drained one.
+    let mut t = cluster(3, 1, 1, 5);
+    let d = ChunkServerId(111);
+    t.draining.insert(d);
+    let ops = drive(&mut t, &no_balance(), 50);
+    assert!(ops
+        .iter()
+        .all(|p| matches!(p.op.kind, OperatorKind::TransferLeader(_))));
+    let p = drain_progress(&t, &OperatorSet::default(), d);
+    assert_eq!(p.leaders, 0);
+    assert!(p.copysets > 0);
+    assert_eq!(p.blocked, p.copysets, "every copyset waits for a spare");
+    assert!(!p.drained());
+}
+
+#[test]
+fn other_zone_used_when_the_drained_zone_has_no_spare() {
+    // 4 zones with one chunkserver each: the fourth zone takes the replicas.
+    let mut t = cluster(4, 1, 1, 3);
+    let d = ChunkServerId(111);
+    t.draining.insert(d);
+    drive(&mut t, &no_balance(), 100);
+    assert!(t.copysets.values().all(|c| !c.peers.contains(&d)));
+    assert_spread(&t);
+}
+
+#[test]
+fn a_degraded_copyset_waits_for_recovery_before_draining() {
+    let mut t = cluster(3, 2, 1, 10);
+    let (d, sick) = (ChunkServerId(111), ChunkServerId(211));
+    t.draining.insert(d);
+    set_state(&mut t, sick, OnlineState::Unstable);
+    let both: BTreeSet<GroupId> = t
+        .copysets
+        .values()
+        .filter(|c| c.peers.contains(&d) && c.peers.contains(&sick))
+        .map(|c| c.group)
+        .collect();
+    let only_d = t
+        .copysets
+        .values()
+        .filter(|c| c.peers.contains(&d) && !c.peers.contains(&sick))
+        .count();
+    assert!(!both.is_empty() && only_d > 0);
+    // While the peer is unstable, its copysets are left alone; the others drain.
+    let mut pending = OperatorSet::default();
+    for _ in 0..100 {
+        let ops = schedule(&t, &pending, 0, &no_balance());
+        check_round(&t, &pending, &ops);
+        assert!(ops.iter().all(|p| !both.contains(&p.op.group)));
+        if ops.is_empty() {
+            break;
+        }
+        pending.extend(ops.clone());
+        execute(&mut t, &ops);
+        pending.reconcile(&t, 0, &no_balance());
+    }
+    let left: BTreeSet<GroupId> = t
+        .copysets
+        .values()
+        .filter(|c| c.peers.contains(&d))
+        .map(|c| c.group)
+        .collect();
+    assert_eq!(left, both);
+    // Once it is offline, recovery replaces it (never with the draining one), then the
+    // drain finishes.
+    set_state(&mut t, sick, OnlineState::Offline);
+    reelect(&mut t);
+    drive(&mut t, &no_balance(), 200);
+    for c in t.copysets.values() {
+        assert!(!c.peers.contains(&d) && !c.peers.contains(&sick), "{c:?}");
+    }
+    assert_spread(&t);
+}
+
+#[test]
+fn undo_stops_the_drain_midway() {
+    let mut t = cluster(3, 2, 1, 10);
+    let d = ChunkServerId(111);
+    t.draining.insert(d);
+    let cfg = no_balance();
+    let mut pending = OperatorSet::default();
+    for _ in 0..3 {
+        let ops = schedule(&t, &pending, 0, &cfg);
+        pending.extend(ops.clone());
+        execute(&mut t, &ops);
+        pending.reconcile(&t, 0, &cfg);
+    }
+    let left = drain_progress(&t, &pending, d).copysets;
+    assert!(left > 0, "still midway");
+    t.draining.remove(&d);
+    // Back in service: nothing is moved off it any more, and the balancer may give it
+    // copysets back.
+    let ops = drive(&mut t, &SchedulerConfig::default(), 200);
+    assert!(ops.iter().all(|p| !matches!(
+        p.op.kind,
+        OperatorKind::ChangePeer { remove, .. } if remove == d
+    )));
+    assert!(drain_progress(&t, &OperatorSet::default(), d).copysets >= left);
+    assert_spread(&t);
+}
+
+#[test]
+fn an_extra_replica_to_remove_is_the_draining_one() {
+    let mut t = cluster(4, 1, 1, 3);
+    let g = *t.copysets.keys().next().unwrap();
+    let rec = t.copysets.get_mut(&g).unwrap();
+    let spare = [111, 211, 311, 411]
+        .map(ChunkServerId)
+        .into_iter()
+        .find(|c| !rec.peers.contains(c))
+        .unwrap();
+    rec.peers.push(spare);
+    let leader = rec.leader.unwrap();
+    let d = rec.peers.iter().copied().find(|p| *p != leader).unwrap();
+    t.draining.insert(d);
+    let ops = schedule(&t, &OperatorSet::default(), 0, &no_balance());
+    let mine: Vec<_> = ops.iter().filter(|p| p.op.group == g).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].op.kind, OperatorKind::RemovePeer(d));
+}
+
+#[test]
+fn balancing_never_feeds_a_draining_chunkserver() {
+    // An empty chunkserver is drained: the copyset balancer would otherwise fill it.
+    let mut t = cluster(3, 2, 1, 10);
+    let d = ChunkServerId(121);
+    for c in t.copysets.values_mut() {
+        if let Some(i) = c.peers.iter().position(|p| *p == d) {
+            c.peers[i] = ChunkServerId(111);
+            if c.leader == Some(d) {
+                c.leader = Some(ChunkServerId(111));
+            }
+        }
+    }
+    t.copysets.retain(|_, c| {
+        let z: BTreeSet<_> = c.peers.iter().collect();
+        z.len() == c.peers.len()
+    });
+    t.draining.insert(d);
+    let ops = drive(&mut t, &SchedulerConfig::default(), 200);
+    assert!(ops.iter().all(|p| !targets(p, d)));
+    assert_eq!(drain_progress(&t, &OperatorSet::default(), d).copysets, 0);
+}
+
+#[test]
+fn drain_operators_time_out_and_are_issued_again() {
+    let mut t = cluster(3, 2, 1, 4);
+    let d = ChunkServerId(111);
+    for c in t.copysets.values_mut() {
+        if c.leader == Some(d) {
+            c.leader = c.peers.iter().copied().find(|p| *p != d);
+        }
+    }
+    t.draining.insert(d);
+    let cfg = no_balance();
+    let mut pending = OperatorSet::default();
+    let ops = schedule(&t, &pending, 0, &cfg);
+    assert_eq!(ops.len(), 1);
+    pending.extend(ops.clone());
+    assert!(schedule(&t, &pending, 1, &cfg).is_empty(), "one at a time");
+    assert_eq!(drain_progress(&t, &pending, d).operators, 1);
+    let r = pending.reconcile(&t, cfg.change_timeout_ms + 1, &cfg);
+    assert_eq!(r.timed_out, vec![ops[0].op.group]);
+    let again = schedule(&t, &pending, cfg.change_timeout_ms + 1, &cfg);
+    assert_eq!(again.len(), 1);
+    assert!(matches!(again[0].op.kind, OperatorKind::ChangePeer { remove, .. } if remove == d));
+}

@@ -3,6 +3,7 @@
 pub mod clustermap;
 pub mod liveness;
 pub mod model;
+pub mod plan;
 pub mod registration;
 
 pub use model::{

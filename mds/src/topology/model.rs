@@ -5,7 +5,7 @@ use basalt_proto::ids::{
     ChunkServerId, Epoch, GroupId, LogicalPoolId, PhysicalPoolId, ServerId, ZoneId,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 /// A physical pool: a set of zones.
@@ -118,6 +118,10 @@ pub struct Topology {
     pub lpools: BTreeMap<LogicalPoolId, LogicalPool>,
     /// Copysets.
     pub copysets: BTreeMap<GroupId, CopysetRecord>,
+    /// Chunkservers an operator is retiring: placement never picks them and the
+    /// scheduler moves their copysets away (persisted apart from the chunkserver record,
+    /// see `keys::DRAIN`).
+    pub draining: BTreeSet<ChunkServerId>,
 }
 
 impl Topology {
@@ -125,6 +129,11 @@ impl Topology {
     pub fn zone_of(&self, cs: ChunkServerId) -> Option<ZoneId> {
         let c = self.chunkservers.get(&cs)?;
         Some(self.servers.get(&c.server)?.zone)
+    }
+
+    /// Whether an operator is retiring this chunkserver.
+    pub fn is_draining(&self, cs: ChunkServerId) -> bool {
+        self.draining.contains(&cs)
     }
 
     /// Physical pool of a chunkserver.

@@ -11,6 +11,10 @@
 //! [`DevCluster::up`] returns a handle that stops every process when dropped (tests);
 //! [`DevCluster::detach`] keeps them running (the CLI), and [`DevCluster::attach`] picks
 //! a running cluster up again from its state dir.
+//!
+//! Unless the spec says otherwise, `up` writes a fresh cluster secret (`cluster.secret`)
+//! that every daemon and client config names, so connections authenticate as in a
+//! cluster made by `basalt cluster init`; [`DevCluster::secret`] gives it to probes.
 
 pub mod binaries;
 pub mod error;
@@ -22,8 +26,9 @@ pub mod state;
 pub mod wait;
 
 pub use error::ClusterError;
-pub use spec::{ChunkserverIds, ClusterSpec};
+pub use spec::{ChunkserverIds, ChunkserverNet, ClusterSpec, NetworkLayout};
 
+use basalt_transport::ClusterSecret;
 use error::{io, Result};
 use plan::{Kind, Ports, ProcessPlan, Ready};
 use serde::Serialize;
@@ -79,17 +84,59 @@ pub struct DevCluster {
     state: StateFile,
     stop_on_drop: bool,
     ready_timeout: Duration,
+    secret: Option<ClusterSecret>,
 }
 
 /// Entries `up` creates in a state dir (removed by the next `up`).
 fn is_ours(name: &str) -> bool {
     matches!(
         name,
-        "cluster.toml" | "cluster.toml.tmp" | "cluster-map.toml" | "client.toml" | "logs"
+        "cluster.toml"
+            | "cluster.toml.tmp"
+            | "cluster-map.toml"
+            | "client.toml"
+            | "logs"
+            | plan::ADMIN_KEY
+            | plan::ADMIN_VERIFIER
+            | plan::CLUSTER_SECRET
     ) || name == "etcd"
         || name.starts_with("etcd-")
         || name.starts_with("mds-")
         || name.starts_with("cs-")
+}
+
+/// A fresh admin credential: `admin.key` (0600) for the client config, `admin.verifier`
+/// for the MDS configs. The dev cluster thus enforces volume access control like a
+/// cluster made by `basalt cluster init`.
+fn write_admin_credential(dir: &Path) -> Result<()> {
+    let key = basalt_proto::credential::OwnerKey::from_bytes(rand::random());
+    let verifier = key.verifier(rand::random());
+    let kp = dir.join(plan::ADMIN_KEY);
+    basalt_client::config_file::write_key(&kp, &key)
+        .map_err(|e| io("write", &kp)(std::io::Error::other(e.to_string())))?;
+    let vp = dir.join(plan::ADMIN_VERIFIER);
+    std::fs::write(&vp, verifier.to_text()).map_err(io("write", &vp))
+}
+
+/// A fresh cluster secret in `dir` (0600, the file form `basalt cluster init` writes).
+fn write_cluster_secret(dir: &Path) -> Result<ClusterSecret> {
+    let secret = ClusterSecret::generate();
+    let path = dir.join(plan::CLUSTER_SECRET);
+    secret
+        .write_new(&path)
+        .map_err(|e| io("write", &path)(std::io::Error::other(e.to_string())))?;
+    Ok(secret)
+}
+
+/// The cluster secret of the cluster in `dir`, if it has one.
+fn load_cluster_secret(dir: &Path) -> Result<Option<ClusterSecret>> {
+    let path = dir.join(plan::CLUSTER_SECRET);
+    if !path.exists() {
+        return Ok(None);
+    }
+    ClusterSecret::load(&path)
+        .map(Some)
+        .map_err(|e| io("read", &path)(std::io::Error::other(e.to_string())))
 }
 
 fn is_alive(r: &ProcessRecord) -> bool {
@@ -171,6 +218,12 @@ impl DevCluster {
         for (path, text) in &p.files {
             std::fs::write(path, text).map_err(io("write", path))?;
         }
+        write_admin_credential(&state_dir)?;
+        let secret = if spec.authenticate {
+            Some(write_cluster_secret(&state_dir)?)
+        } else {
+            None
+        };
         let state = StateFile {
             mds: p.mds_addrs.clone(),
             etcd: p.etcd_endpoints.clone(),
@@ -191,6 +244,7 @@ impl DevCluster {
             state,
             stop_on_drop: true,
             ready_timeout: spec.ready_timeout,
+            secret,
         };
         // On error `me` is dropped here, which stops what was started.
         me.bring_up(&spec, &p.formats, progress)?;
@@ -228,8 +282,12 @@ impl DevCluster {
         }
         progress("waiting for an active MDS");
         let addrs = self.state.mds.clone();
+        let secret = self.secret.clone();
+        let secret = secret.as_ref();
+        let status =
+            || wait::active_mds(&addrs, secret).and_then(|a| wait::cluster_status(a, secret));
         wait::poll_until("an active MDS", self.ready_timeout, POLL, || {
-            Ok(wait::active_mds(&addrs))
+            Ok(wait::active_mds(&addrs, secret))
         })?;
         if !formats.is_empty() {
             progress(&format!(
@@ -257,11 +315,7 @@ impl DevCluster {
                 format!("{want} chunkservers online at the MDS"),
                 self.ready_timeout,
                 POLL * 4,
-                || {
-                    Ok(wait::active_mds(&addrs)
-                        .and_then(wait::cluster_status)
-                        .filter(|s| s.chunkservers_online >= want))
-                },
+                || Ok(status().filter(|s| s.chunkservers_online >= want)),
             )?;
             if spec.wait_copysets {
                 progress("waiting for every copyset to elect a leader");
@@ -271,7 +325,7 @@ impl DevCluster {
                     self.ready_timeout,
                     POLL * 4,
                     || {
-                        let s = wait::active_mds(&addrs).and_then(wait::cluster_status);
+                        let s = status();
                         let done = s.as_ref().is_some_and(|s| {
                             s.copysets_healthy + s.copysets_degraded > 0
                                 && s.copysets_leaderless == 0
@@ -300,9 +354,12 @@ impl DevCluster {
         }
         let mut file = basalt_client::ClientFile {
             mds: self.state.mds.clone(),
+            owner: basalt_proto::credential::ADMIN.into(),
+            key_file: Some(self.state_dir.join(plan::ADMIN_KEY)),
             ..Default::default()
         };
         file.transport.fast_path = spec.fast_path;
+        file.transport.auth_secret_file = self.secret_file();
         let mut targets = vec![self.state_dir.join("client.toml")];
         targets.extend(spec.client_config.clone());
         for t in &targets {
@@ -318,11 +375,13 @@ impl DevCluster {
     pub fn attach(state_dir: impl AsRef<Path>) -> Result<Self> {
         let state_dir = state_dir.as_ref().to_path_buf();
         let state = StateFile::load(&state_dir)?;
+        let secret = load_cluster_secret(&state_dir)?;
         Ok(DevCluster {
             state_dir,
             state,
             stop_on_drop: false,
             ready_timeout: Duration::from_secs(60),
+            secret,
         })
     }
 
@@ -335,6 +394,19 @@ impl DevCluster {
     /// The state dir.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// The cluster secret every connection authenticates with (None: an
+    /// unauthenticated cluster, see [`ClusterSpec::authenticate`]).
+    pub fn secret(&self) -> Option<&ClusterSecret> {
+        self.secret.as_ref()
+    }
+
+    /// The cluster secret file (`cluster.secret` in the state dir), when there is one.
+    pub fn secret_file(&self) -> Option<PathBuf> {
+        self.secret
+            .as_ref()
+            .map(|_| self.state_dir.join(plan::CLUSTER_SECRET))
     }
 
     /// MDS RPC addresses.
@@ -359,7 +431,7 @@ impl DevCluster {
 
     /// The MDS that answers as active, if any.
     pub fn active_mds(&self) -> Option<SocketAddr> {
-        wait::active_mds(&self.state.mds)
+        wait::active_mds(&self.state.mds, self.secret.as_ref())
     }
 
     /// Name of the active MDS process (`mds-N`), if any.

@@ -6,7 +6,11 @@
 //! ```text
 //! cluster.toml        state file (processes, pids, addresses)   see `state`
 //! cluster-map.toml    topology applied by the active MDS
-//! client.toml         client configuration (MDS addresses)
+//! client.toml         client configuration (MDS addresses, owner `admin` + admin.key)
+//! admin.key           the admin credential (0600; written by `up`, not by the plan)
+//! admin.verifier      its verifier, named by every MDS config (`admin-verifier-file`)
+//! cluster.secret      the cluster secret (0600; written by `up`, not by the plan), named
+//!                     by every daemon and client config (`[transport] auth-secret-file`)
 //! mds-N.toml          MDS config;  mds-N.addr: bound address (written by the MDS)
 //! cs-N.toml           chunkserver config;  cs-N/: its data dir
 //! etcd[-N]/           etcd data dir
@@ -129,6 +133,22 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Address the MDSs listen on: loopback, or the layout's host address.
+fn mds_addr(spec: &ClusterSpec, port: u16) -> SocketAddr {
+    match &spec.network {
+        Some(n) => SocketAddr::from((n.host, port)),
+        None => loopback(port),
+    }
+}
+
+/// Address chunkserver `i` listens on: loopback, or its namespace's address.
+fn chunkserver_addr(spec: &ClusterSpec, i: usize, port: u16) -> SocketAddr {
+    match spec.network.as_ref().and_then(|n| n.chunkservers.get(i)) {
+        Some(c) => SocketAddr::from((c.addr, port)),
+        None => loopback(port),
+    }
+}
+
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -189,11 +209,34 @@ pub fn cluster_map(spec: &ClusterSpec) -> String {
     s
 }
 
+/// The admin credential's key file in the state dir.
+pub const ADMIN_KEY: &str = "admin.key";
+/// Its verifier, read by every MDS.
+pub const ADMIN_VERIFIER: &str = "admin.verifier";
+/// The cluster secret file in the state dir (when the spec authenticates).
+pub const CLUSTER_SECRET: &str = "cluster.secret";
+
+/// The `[transport]` table of a daemon config: fast path, and the cluster secret file.
+fn transport_table(spec: &ClusterSpec, dir: &Path) -> Value {
+    let mut transport = Table::new();
+    transport.insert("fast-path".into(), fast_path(spec.fast_path));
+    if spec.authenticate {
+        transport.insert(
+            "auth-secret-file".into(),
+            Value::String(path_str(&dir.join(CLUSTER_SECRET))),
+        );
+    }
+    Value::Table(transport)
+}
+
 fn mds_config(spec: &ClusterSpec, i: usize, port: u16, etcd: &[String], dir: &Path) -> String {
     let name = format!("mds-{}", i + 1);
     let mut t = Table::new();
     t.insert("name".into(), Value::String(name.clone()));
-    t.insert("listen".into(), Value::String(loopback(port).to_string()));
+    t.insert(
+        "listen".into(),
+        Value::String(mds_addr(spec, port).to_string()),
+    );
     t.insert(
         "addr-file".into(),
         Value::String(path_str(&dir.join(format!("{name}.addr")))),
@@ -204,6 +247,10 @@ fn mds_config(spec: &ClusterSpec, i: usize, port: u16, etcd: &[String], dir: &Pa
     );
     t.insert("election-ttl-ms".into(), ms(spec.election_ttl));
     t.insert(
+        "admin-verifier-file".into(),
+        Value::String(path_str(&dir.join(ADMIN_VERIFIER))),
+    );
+    t.insert(
         "cluster-map".into(),
         Value::String(path_str(&dir.join("cluster-map.toml"))),
     );
@@ -213,9 +260,7 @@ fn mds_config(spec: &ClusterSpec, i: usize, port: u16, etcd: &[String], dir: &Pa
         "copyset-min-chunkservers".into(),
         Value::Integer(i64::try_from(min_cs).unwrap_or(3)),
     );
-    let mut transport = Table::new();
-    transport.insert("fast-path".into(), fast_path(spec.fast_path));
-    t.insert("transport".into(), Value::Table(transport));
+    t.insert("transport".into(), transport_table(spec, dir));
     toml::to_string(&t).expect("a toml table serialises")
 }
 
@@ -225,11 +270,15 @@ fn chunkserver_config(
     port: u16,
     mds: &[SocketAddr],
     data_dir: &Path,
+    dir: &Path,
 ) -> String {
     let mut t = Table::new();
     t.insert("data-dir".into(), Value::String(path_str(data_dir)));
     let mut server = Table::new();
-    server.insert("listen".into(), Value::String(loopback(port).to_string()));
+    server.insert(
+        "listen".into(),
+        Value::String(chunkserver_addr(spec, i, port).to_string()),
+    );
     server.insert("metrics-listen".into(), Value::String("127.0.0.1:0".into()));
     if spec.chunkserver_ids == ChunkserverIds::Register {
         server.insert(
@@ -240,9 +289,7 @@ fn chunkserver_config(
         server.insert("heartbeat-interval-ms".into(), ms(spec.cs_heartbeat));
     }
     t.insert("server".into(), Value::Table(server));
-    let mut transport = Table::new();
-    transport.insert("fast-path".into(), fast_path(spec.fast_path));
-    t.insert("transport".into(), Value::Table(transport));
+    t.insert("transport".into(), transport_table(spec, dir));
     let mut pool = Table::new();
     pool.insert(
         "size".into(),
@@ -272,7 +319,7 @@ pub fn plan(spec: &ClusterSpec, bins: &Binaries, ports: &Ports) -> Plan {
         files: vec![(dir.join("cluster-map.toml"), cluster_map(spec))],
         formats: Vec::new(),
         processes: Vec::new(),
-        mds_addrs: ports.mds.iter().map(|&port| loopback(port)).collect(),
+        mds_addrs: ports.mds.iter().map(|&port| mds_addr(spec, port)).collect(),
         etcd_endpoints: ports
             .etcd
             .iter()
@@ -336,7 +383,7 @@ pub fn plan(spec: &ClusterSpec, bins: &Binaries, ports: &Ports) -> Plan {
             program: bins.mds.clone(),
             args: vec!["--config".into(), path_str(&cfg)],
             kind: Kind::Mds,
-            addr: loopback(port),
+            addr: mds_addr(spec, port),
             ready: Ready::AddrFile {
                 path: dir.join(format!("{name}.addr")),
             },
@@ -346,10 +393,15 @@ pub fn plan(spec: &ClusterSpec, bins: &Binaries, ports: &Ports) -> Plan {
     for (i, &port) in ports.chunkservers.iter().enumerate() {
         let name = format!("cs-{}", i + 1);
         let cfg = dir.join(format!("{name}.toml"));
-        let data = dir.join(&name);
+        let data = spec
+            .chunkserver_data_dirs
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| dir.join(&name));
+        let addr = chunkserver_addr(spec, i, port);
         p.files.push((
             cfg.clone(),
-            chunkserver_config(spec, i, port, &p.mds_addrs, &data),
+            chunkserver_config(spec, i, port, &p.mds_addrs, &data, dir),
         ));
         let log = logs.join(format!("{name}.log"));
         p.formats.push(ProcessPlan {
@@ -363,7 +415,7 @@ pub fn plan(spec: &ClusterSpec, bins: &Binaries, ports: &Ports) -> Plan {
                 "--quiet".into(),
             ],
             log: log.clone(),
-            addr: loopback(port),
+            addr,
             ready: Ready::AddrFile {
                 path: data.join("listen-addr"),
             },
@@ -373,13 +425,28 @@ pub fn plan(spec: &ClusterSpec, bins: &Binaries, ports: &Ports) -> Plan {
             args.push("--chunkserver-id".into());
             args.push((i + 1).to_string());
         }
+        // In a namespace of its own: `ip netns exec NS chunkserver ARGS` (ip execs the
+        // program in place, so the recorded pid is the chunkserver's).
+        let (program, args) = match spec.network.as_ref().and_then(|n| {
+            n.chunkservers
+                .get(i)
+                .map(|c| (n.ip_program.clone(), c.netns.clone()))
+        }) {
+            Some((ip, netns)) => {
+                let mut wrapped = vec!["netns".into(), "exec".into(), netns];
+                wrapped.push(path_str(&bins.chunkserver));
+                wrapped.extend(args);
+                (ip, wrapped)
+            }
+            None => (bins.chunkserver.clone(), args),
+        };
         p.processes.push(ProcessPlan {
             name,
             kind: Kind::Chunkserver,
-            program: bins.chunkserver.clone(),
+            program,
             args,
             log,
-            addr: loopback(port),
+            addr,
             ready: Ready::AddrFile {
                 path: data.join("listen-addr"),
             },
@@ -475,7 +542,15 @@ mod tests {
         assert_eq!(t["etcd"][0].as_str(), Some("http://127.0.0.1:20000"));
         assert_eq!(t["election-ttl-ms"].as_integer(), Some(2000));
         assert_eq!(t["cluster-map"].as_str(), Some("/state/cluster-map.toml"));
+        assert_eq!(
+            t["admin-verifier-file"].as_str(),
+            Some("/state/admin.verifier")
+        );
         assert_eq!(t["transport"]["fast-path"].as_str(), Some("off"));
+        assert_eq!(
+            t["transport"]["auth-secret-file"].as_str(),
+            Some("/state/cluster.secret")
+        );
         let mds2 = p.processes.iter().find(|x| x.name == "mds-2").unwrap();
         assert_eq!(mds2.args, ["--config", "/state/mds-2.toml"]);
         assert_eq!(
@@ -501,6 +576,10 @@ mod tests {
         assert_eq!(t["server"]["server-name"].as_str(), Some("host-3"));
         assert_eq!(t["server"]["mds-addrs"].as_array().unwrap().len(), 3);
         assert_eq!(t["pool"]["size"].as_integer(), Some(16));
+        assert_eq!(
+            t["transport"]["auth-secret-file"].as_str(),
+            Some("/state/cluster.secret")
+        );
         assert_eq!(
             t["copyset"]["election-timeout-min-ms"].as_integer(),
             Some(1000)
@@ -528,6 +607,25 @@ mod tests {
     }
 
     #[test]
+    fn an_unauthenticated_spec_names_no_secret_file() {
+        let spec = ClusterSpec {
+            authenticate: false,
+            ..ClusterSpec::new("/state")
+        };
+        let p = sample(&spec);
+        for (path, text) in p.files.iter().filter(|(f, _)| {
+            f.extension().is_some_and(|e| e == "toml") && !f.ends_with("cluster-map.toml")
+        }) {
+            let t: Table = toml::from_str(text).unwrap();
+            assert!(
+                t["transport"].get("auth-secret-file").is_none(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
     fn three_etcd_members_share_one_initial_cluster() {
         let spec = ClusterSpec {
             etcd: 3,
@@ -552,5 +650,64 @@ mod tests {
         assert_eq!(ic(etcds[0]), ic(etcds[2]));
         assert_eq!(ic(etcds[0]).split(',').count(), 3);
         assert_eq!(p.etcd_endpoints.len(), 3);
+    }
+
+    #[test]
+    fn chunkservers_in_namespaces_listen_on_their_own_addresses_and_external_data_dirs() {
+        use crate::cluster::spec::{ChunkserverNet, NetworkLayout};
+        use std::net::Ipv4Addr;
+        let mut spec = ClusterSpec::new("/state");
+        spec.network = Some(NetworkLayout {
+            host: Ipv4Addr::new(10, 77, 5, 1),
+            ip_program: "/usr/sbin/ip".into(),
+            chunkservers: (1..=3)
+                .map(|i| ChunkserverNet {
+                    netns: format!("ns-{i}"),
+                    addr: Ipv4Addr::new(10, 77, 5, 10 + i),
+                })
+                .collect(),
+        });
+        spec.chunkserver_data_dirs = (1..=3).map(|i| format!("/mnt/d{i}").into()).collect();
+        let p = sample(&spec);
+        assert!(p
+            .mds_addrs
+            .iter()
+            .all(|a| a.ip() == Ipv4Addr::new(10, 77, 5, 1)));
+        let cs2 = p.processes.iter().find(|x| x.name == "cs-2").unwrap();
+        assert_eq!(cs2.addr.ip(), Ipv4Addr::new(10, 77, 5, 12));
+        assert_eq!(cs2.program, Path::new("/usr/sbin/ip"));
+        assert_eq!(
+            cs2.args[..4],
+            ["netns", "exec", "ns-2", "/b/basalt-chunkserver"]
+        );
+        assert_eq!(cs2.args[4..], ["--config", "/state/cs-2.toml", "serve"]);
+        assert_eq!(
+            cs2.ready,
+            Ready::AddrFile {
+                path: "/mnt/d2/listen-addr".into()
+            }
+        );
+        // format runs in the current namespace (it binds nothing).
+        assert_eq!(p.formats[1].program, Path::new("/b/basalt-chunkserver"));
+        let text = &p
+            .files
+            .iter()
+            .find(|(f, _)| f.ends_with("cs-2.toml"))
+            .unwrap()
+            .1;
+        let t: Table = toml::from_str(text).unwrap();
+        assert_eq!(t["data-dir"].as_str(), Some("/mnt/d2"));
+        assert_eq!(
+            t["server"]["listen"].as_str(),
+            Some(cs2.addr.to_string().as_str())
+        );
+        assert_eq!(
+            t["server"]["mds-addrs"][0].as_str(),
+            Some(p.mds_addrs[0].to_string().as_str())
+        );
+        let mds1 = p.processes.iter().find(|x| x.name == "mds-1").unwrap();
+        assert_eq!(mds1.addr, p.mds_addrs[0]);
+        let etcd = &p.processes[0];
+        assert!(etcd.addr.ip().is_loopback());
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error::{ClusterError, Result};
 use basalt_transport::FastPathMode;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +14,28 @@ pub enum ChunkserverIds {
     /// Unmanaged chunkservers: fixed ids on the command line (`--chunkserver-id N`), no
     /// MDS registration or heartbeats; the MDS then creates no copysets on them.
     Static,
+}
+
+/// Where one chunkserver runs on the network when it has a namespace of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkserverNet {
+    /// The network namespace it runs in (`ip netns exec NAME`).
+    pub netns: String,
+    /// Its address inside that namespace (it listens and is dialled there).
+    pub addr: Ipv4Addr,
+}
+
+/// Chunkservers in network namespaces of their own (the network fault tests): each
+/// listens on its own address, the MDSs on `host` (an address of the root namespace the
+/// namespaces can reach, e.g. a bridge's), etcd stays on loopback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkLayout {
+    /// Address of the root namespace the MDSs listen on (and clients dial them at).
+    pub host: Ipv4Addr,
+    /// The `ip` program (iproute2) used to enter a namespace.
+    pub ip_program: PathBuf,
+    /// One entry per chunkserver, in order.
+    pub chunkservers: Vec<ChunkserverNet>,
 }
 
 /// The shape and timings of a dev cluster.
@@ -56,6 +79,16 @@ pub struct ClusterSpec {
     /// registration and heartbeats that carry copyset leaders; off by default until the
     /// MDS reports them, see docs/cli.md).
     pub wait_copysets: bool,
+    /// Run each chunkserver in a network namespace of its own (None: every process on
+    /// loopback in the current namespace).
+    pub network: Option<NetworkLayout>,
+    /// Data dirs of the chunkservers, one per chunkserver, outside the state dir (e.g. on
+    /// a small tmpfs); empty: `<state-dir>/cs-N`.
+    pub chunkserver_data_dirs: Vec<PathBuf>,
+    /// Authenticate every connection with a fresh cluster secret (`cluster.secret` in
+    /// the state dir, named by every daemon and client config), as a cluster made by
+    /// `basalt cluster init` does. Off only to test an unauthenticated cluster.
+    pub authenticate: bool,
 }
 
 impl ClusterSpec {
@@ -80,6 +113,9 @@ impl ClusterSpec {
             client_config: None,
             ready_timeout: Duration::from_secs(60),
             wait_copysets: false,
+            network: None,
+            chunkserver_data_dirs: Vec::new(),
+            authenticate: true,
         }
     }
 
@@ -133,6 +169,21 @@ impl ClusterSpec {
         }
         if self.pool_chunks == 0 || self.wal_segments == 0 {
             return bad("pool-chunks/wal-segments", "must be > 0");
+        }
+        if self
+            .network
+            .as_ref()
+            .is_some_and(|n| n.chunkservers.len() != self.chunkservers)
+        {
+            return bad("network", "needs one namespace per chunkserver");
+        }
+        if !self.chunkserver_data_dirs.is_empty()
+            && self.chunkserver_data_dirs.len() != self.chunkservers
+        {
+            return bad(
+                "chunkserver-data-dirs",
+                "needs one data dir per chunkserver (or none)",
+            );
         }
         Ok(())
     }
@@ -200,6 +251,28 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+        let mut netted = base.clone();
+        netted.network = Some(NetworkLayout {
+            host: Ipv4Addr::new(10, 77, 0, 1),
+            ip_program: "ip".into(),
+            chunkservers: Vec::new(),
+        });
+        assert!(matches!(
+            netted.validate(),
+            Err(ClusterError::InvalidSpec {
+                field: "network",
+                ..
+            })
+        ));
+        let mut dirs = base.clone();
+        dirs.chunkserver_data_dirs = vec!["/mnt/a".into()];
+        assert!(matches!(
+            dirs.validate(),
+            Err(ClusterError::InvalidSpec {
+                field: "chunkserver-data-dirs",
+                ..
+            })
+        ));
         let one_zone = ClusterSpec {
             zones: 1,
             chunkservers: 1,

@@ -1,9 +1,13 @@
 //! Bounded waits and the RPC probes used to decide that the cluster is ready.
+//!
+//! The probes authenticate with the cluster secret they are given (a dev cluster's is
+//! [`DevCluster::secret`](super::DevCluster::secret)); without one, an authenticating
+//! cluster refuses them at hello and they answer `None`.
 
 use super::error::{ClusterError, Result};
 use basalt_proto::hello::{Identity, Role};
 use basalt_proto::mds::{ClusterStatus, ClusterStatusReply, GetMdsLeader, MdsLeader};
-use basalt_transport::{TcpTransport, TransportOptions};
+use basalt_transport::{ClusterSecret, TcpTransport, TransportOptions};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -44,23 +48,33 @@ pub fn block_on<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static
     .expect("probe thread")
 }
 
-fn transport() -> Option<TcpTransport> {
-    TcpTransport::new(TransportOptions::new(Identity {
+/// Transport options of a testkit probe (role `cli`), authenticating with `secret`.
+pub fn probe_options(name: &str, secret: Option<&ClusterSecret>) -> TransportOptions {
+    let opts = TransportOptions::new(Identity {
         role: Role::Cli,
         chunkserver: None,
-        name: format!("testkit-{}", std::process::id()),
+        name: format!("{name}-{}", std::process::id()),
         cluster: String::new(),
-    }))
-    .ok()
+    });
+    match secret {
+        Some(s) => opts.cluster_secret(s.clone()),
+        None => opts,
+    }
+}
+
+fn transport(secret: Option<&ClusterSecret>) -> Option<TcpTransport> {
+    TcpTransport::new(probe_options("testkit", secret)).ok()
 }
 
 /// How long one probe call may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Ask `addr` who the active MDS is. None when it does not answer in time.
-pub fn mds_leader(addr: SocketAddr) -> Option<MdsLeader> {
+/// Ask `addr` who the active MDS is. None when it does not answer in time (or refuses
+/// the hello).
+pub fn mds_leader(addr: SocketAddr, secret: Option<&ClusterSecret>) -> Option<MdsLeader> {
+    let secret = secret.cloned();
     block_on(async move {
-        let t = transport()?;
+        let t = transport(secret.as_ref())?;
         tokio::time::timeout(PROBE_TIMEOUT, async {
             let conn = t.connect(addr).await.ok()?;
             conn.call(&GetMdsLeader {}, bytes::Bytes::new())
@@ -75,17 +89,21 @@ pub fn mds_leader(addr: SocketAddr) -> Option<MdsLeader> {
 }
 
 /// The first of `addrs` that answers as the active MDS.
-pub fn active_mds(addrs: &[SocketAddr]) -> Option<SocketAddr> {
+pub fn active_mds(addrs: &[SocketAddr], secret: Option<&ClusterSecret>) -> Option<SocketAddr> {
     addrs
         .iter()
         .copied()
-        .find(|&a| mds_leader(a).is_some_and(|r| r.is_leader))
+        .find(|&a| mds_leader(a, secret).is_some_and(|r| r.is_leader))
 }
 
 /// Cluster health from the MDS at `addr` (the active one answers; others refuse).
-pub fn cluster_status(addr: SocketAddr) -> Option<ClusterStatusReply> {
+pub fn cluster_status(
+    addr: SocketAddr,
+    secret: Option<&ClusterSecret>,
+) -> Option<ClusterStatusReply> {
+    let secret = secret.cloned();
     block_on(async move {
-        let t = transport()?;
+        let t = transport(secret.as_ref())?;
         tokio::time::timeout(PROBE_TIMEOUT, async {
             let conn = t.connect(addr).await.ok()?;
             match conn.call(&ClusterStatus {}, bytes::Bytes::new()).await {
@@ -132,9 +150,10 @@ mod tests {
         let port = crate::cluster::ports::free_ports(1).unwrap()[0];
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let t0 = Instant::now();
-        assert!(mds_leader(addr).is_none());
-        assert!(active_mds(&[addr]).is_none());
-        assert!(cluster_status(addr).is_none());
+        let secret = ClusterSecret::generate();
+        assert!(mds_leader(addr, None).is_none());
+        assert!(active_mds(&[addr], Some(&secret)).is_none());
+        assert!(cluster_status(addr, Some(&secret)).is_none());
         assert!(t0.elapsed() < Duration::from_secs(10));
     }
 }
